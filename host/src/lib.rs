@@ -1,0 +1,20 @@
+//! `wcp`: the Workflow Control Plane host.
+//!
+//! Orchestrators ask `wcp` for a gate decision before every workflow step;
+//! policies compiled to WebAssembly components decide, each in a fresh,
+//! sandboxed instance with a deadline and a memory cap.
+//!
+//! # Layout
+//!
+//! - [`runtime`]: the wasmtime engine, policy loading and validation,
+//!   sandboxed evaluation, fault kinds, the precompiled-artifact cache.
+//! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
+//! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
+//! - [`clock`]: the API's timestamp format.
+//! - [`cli`]: the `wcp` command line.
+
+pub mod cli;
+pub mod clock;
+pub mod input;
+pub mod runtime;
+pub mod verdict;
