@@ -97,6 +97,8 @@
 //! - [`export_policy!`]: the component export.
 
 #![deny(missing_docs)]
+// The crate example deliberately shows a policy's `#[cfg(test)]` module.
+#![allow(clippy::test_attr_in_doctest)]
 
 // Lets the generated bindings name this crate the same way from inside the SDK
 // and from the policy crates that expand `export_policy!`.
