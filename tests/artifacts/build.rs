@@ -56,7 +56,7 @@ fn main() {
 
     let out_dir = target_dir.join("wasm32-wasip2/release");
     let mut code = String::new();
-    let mut list = |group: &str, names: &[String], code: &mut String| {
+    let list = |group: &str, names: &[String], code: &mut String| {
         let mut entries = String::new();
         for name in names {
             let file = out_dir.join(format!("{}.wasm", name.replace('-', "_")));
