@@ -316,6 +316,48 @@ impl PolicyRuntime {
     }
 }
 
+/// One instance kept alive across calls. The server never does this (state
+/// would leak between gates); it exists to measure what instantiation costs
+/// against a bare call.
+pub struct WarmInstance {
+    store: Store<Sandbox>,
+    policy: Policy,
+}
+
+impl std::fmt::Debug for WarmInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarmInstance").finish_non_exhaustive()
+    }
+}
+
+impl WarmInstance {
+    /// Calls `evaluate` on the live instance.
+    pub fn call(&mut self, request: &PolicyRequest, settings: &str) -> Option<PolicyDecision> {
+        // Each call gets a fresh deadline on the same store.
+        self.store
+            .set_epoch_deadline(engine::deadline_ticks(Duration::from_secs(1)));
+        self.policy
+            .call_evaluate(&mut self.store, &request.with_settings(settings))
+            .ok()
+            .map(convert)
+    }
+}
+
+impl PolicyRuntime {
+    /// Instantiates `policy` once for repeated calls (measurement only).
+    pub fn warm_instance(&self, policy: &CompiledPolicy) -> Result<WarmInstance, LoadError> {
+        let mut store = self.store(Limits::default());
+        let instance = policy
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| LoadError::Instantiate(validate::first_line(&e)))?;
+        Ok(WarmInstance {
+            store,
+            policy: instance,
+        })
+    }
+}
+
 fn convert(decision: bindings::Decision) -> PolicyDecision {
     let verdict = match decision.verdict {
         bindings::Verdict::Allow => Verdict::Allow,

@@ -1,0 +1,296 @@
+//! `wcp policy …` as a user runs it: real binary, real components, exit codes
+//! and one-line errors.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use wcp_test_artifacts as wasm;
+
+fn wcp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wcp"))
+        .args(args)
+        .env("WCP_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, value.to_string()).unwrap();
+    path
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn eval(policy: &str, request: &Value) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let request = write_json(dir.path(), "gate.json", request);
+    let output = wcp(&[
+        "policy",
+        "eval",
+        policy,
+        "--request",
+        request.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn eval_blocks_an_unknown_model_naming_it_and_allows_gpt_4o() {
+    let report = eval(
+        wasm::MODEL_ALLOWLIST,
+        &json!({"step_type": "llm_call", "model": "davinci-001"}),
+    );
+    assert_eq!(report["verdict"], "block");
+    assert_eq!(report["action"], "block");
+    assert!(
+        report["reason"].as_str().unwrap().contains("davinci-001"),
+        "{report}"
+    );
+    assert!(report["duration_us"].is_u64(), "{report}");
+    assert_eq!(report["policy_version"].as_str().unwrap().len(), 12);
+
+    let report = eval(
+        wasm::MODEL_ALLOWLIST,
+        &json!({"step_type": "llm_call", "model": "gpt-4o"}),
+    );
+    assert_eq!(report["verdict"], "allow", "{report}");
+}
+
+#[test]
+fn eval_reports_a_fault_and_applies_on_error() {
+    let report = eval(wasm::PANIC, &json!({"step_type": "llm_call"}));
+    assert_eq!(report["action"], "error");
+    assert_eq!(report["verdict"], "block");
+    assert_eq!(report["error"]["kind"], "trap");
+
+    let dir = tempfile::tempdir().unwrap();
+    let request = write_json(dir.path(), "gate.json", &json!({"step_type": "llm_call"}));
+    let output = wcp(&[
+        "policy",
+        "eval",
+        wasm::PANIC,
+        "--request",
+        request.to_str().unwrap(),
+        "--on-error",
+        "allow",
+    ]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"], "allow", "{report}");
+}
+
+#[test]
+fn eval_passes_settings_to_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = write_json(
+        dir.path(),
+        "gate.json",
+        &json!({"step_type": "llm_call", "model": "gpt-4o"}),
+    );
+    let settings = write_json(
+        dir.path(),
+        "settings.json",
+        &json!({"allowed_models": ["o3"]}),
+    );
+    let output = wcp(&[
+        "policy",
+        "eval",
+        wasm::MODEL_ALLOWLIST,
+        "--request",
+        request.to_str().unwrap(),
+        "--settings",
+        settings.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"], "block", "{report}");
+}
+
+#[test]
+fn user_mistakes_exit_2_with_one_line_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_json(dir.path(), "gate.json", &json!({"step_type": "llm_call"}));
+    let good = good.to_str().unwrap();
+    let bad_json = dir.path().join("bad.json");
+    fs::write(&bad_json, "{\"step_type\": ").unwrap();
+    let no_type = write_json(dir.path(), "no-type.json", &json!({"model": "gpt-4o"}));
+    let text = dir.path().join("notes.wasm");
+    fs::write(&text, "just text").unwrap();
+    let core = dir.path().join("core.wasm");
+    fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let empty_component = dir.path().join("empty.wasm");
+    fs::write(&empty_component, b"\0asm\x0d\0\x01\0").unwrap();
+    let missing = dir.path().join("missing.wasm");
+
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "missing file",
+            vec![
+                "policy",
+                "eval",
+                missing.to_str().unwrap(),
+                "--request",
+                good,
+            ],
+            "missing.wasm",
+        ),
+        (
+            "not wasm",
+            vec!["policy", "check", text.to_str().unwrap()],
+            "not a WebAssembly file",
+        ),
+        (
+            "core module",
+            vec!["policy", "check", core.to_str().unwrap()],
+            "not a component",
+        ),
+        (
+            "wrong world",
+            vec!["policy", "check", empty_component.to_str().unwrap()],
+            "does not implement the wcp:policy/policy world",
+        ),
+        (
+            "forbidden import",
+            vec!["policy", "check", wasm::FORBIDDEN_IMPORT],
+            "fixture:exfil/network",
+        ),
+        (
+            "bad request JSON",
+            vec![
+                "policy",
+                "eval",
+                wasm::ALLOW_ALL,
+                "--request",
+                bad_json.to_str().unwrap(),
+            ],
+            "bad.json is not valid JSON",
+        ),
+        (
+            "invalid gate body",
+            vec![
+                "policy",
+                "eval",
+                wasm::ALLOW_ALL,
+                "--request",
+                no_type.to_str().unwrap(),
+            ],
+            "step_type is required",
+        ),
+        (
+            "missing request",
+            vec![
+                "policy",
+                "eval",
+                wasm::ALLOW_ALL,
+                "--request",
+                missing.to_str().unwrap(),
+            ],
+            "missing.wasm",
+        ),
+        (
+            "unknown flag",
+            vec!["policy", "eval", "--frobnicate"],
+            "--frobnicate",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        let output = wcp(&args);
+        assert_eq!(output.status.code(), Some(2), "{name}: {}", stderr(&output));
+        let err = stderr(&output);
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        if name != "unknown flag" {
+            assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+            assert!(err.starts_with("error: "), "{name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn check_accepts_every_example_policy() {
+    for (name, path) in wasm::POLICIES {
+        let output = wcp(&["policy", "check", path]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        assert!(stdout(&output).starts_with("ok: "), "{name}");
+    }
+}
+
+#[test]
+fn test_command_passes_each_policys_own_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for (name, path) in wasm::POLICIES {
+        let cases = root.join("policies").join(name).join("cases.json");
+        if !cases.exists() {
+            continue;
+        }
+        let output = wcp(&["policy", "test", path, cases.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "{name}: {}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        assert!(
+            stdout(&output).contains(" 0 failed"),
+            "{name}: {}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn test_command_shows_a_table_and_exits_1_on_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_json(
+        dir.path(),
+        "cases.json",
+        &json!({"cases": [
+            {"name": "old model blocked", "request": {"step_type": "llm_call", "model": "davinci-001"},
+             "expect": "block", "reason_contains": "davinci-001"},
+            {"name": "wrong expectation", "request": {"step_type": "llm_call", "model": "gpt-4o"},
+             "expect": "block"},
+            {"name": "wrong reason", "request": {"step_type": "llm_call", "model": "ada"},
+             "expect": "block", "reason_contains": "not there"}
+        ]}),
+    );
+    let output = wcp(&[
+        "policy",
+        "test",
+        wasm::MODEL_ALLOWLIST,
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert!(table.starts_with("CASE"), "{table}");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(row("old model blocked").ends_with("ok"), "{table}");
+    assert!(row("wrong expectation").contains("FAIL"), "{table}");
+    assert!(row("wrong reason").contains("does not contain"), "{table}");
+    assert!(table.contains("1 passed, 2 failed"), "{table}");
+}
+
+#[test]
+fn bench_reports_percentiles_and_rate() {
+    let output = wcp(&["policy", "bench", wasm::ALLOW_ALL, "-n", "200"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for label in ["p50", "p99", "evaluations/s", "decision   allow"] {
+        assert!(text.contains(label), "{label} missing: {text}");
+    }
+}
