@@ -8,7 +8,11 @@
 //!   digits, with a valid area (not `000`, `666` or `900`–`999`), group (not
 //!   `00`) and serial (not `0000`);
 //! - a payment card number: 13 to 19 digits, optionally split by single spaces
-//!   or dashes, not inside a longer run of digits, passing the Luhn check;
+//!   or dashes, not inside a longer run of digits, starting with 2 to 6 (the
+//!   card networks' ranges: Mastercard, Amex, Visa, Discover, UnionPay, ...),
+//!   passing the Luhn check. The leading-digit rule keeps millisecond
+//!   timestamps and other long ids, one in ten of which passes Luhn, from
+//!   being taken for cards;
 //! - with `block_emails`, an email address (`local@domain.tld`, approximately).
 //!
 //! A match blocks the step. The reason names the kind of data and where it was
@@ -132,7 +136,8 @@ fn ssn_at(bytes: &[u8], i: usize) -> bool {
 }
 
 /// A Luhn-valid number of 13 to 19 digits, in groups split by single spaces or
-/// dashes, starts at `i` and ends where a run of digits ends.
+/// dashes, with a card network's leading digit (2-6), starts at `i` and ends
+/// where a run of digits ends.
 fn card_at(bytes: &[u8], mut i: usize) -> bool {
     let mut digits = [0u8; 19];
     let mut count = 0;
@@ -146,7 +151,7 @@ fn card_at(bytes: &[u8], mut i: usize) -> bool {
                 count += 1;
             }
             next => {
-                if count >= 13 && luhn(&digits[..count]) {
+                if count >= 13 && (2..=6).contains(&digits[0]) && luhn(&digits[..count]) {
                     return true;
                 }
                 let separator = matches!(next, Some(b' ' | b'-'));
@@ -236,6 +241,9 @@ mod tests {
             ("4111  1111 1111 1111", None), // double separator
             ("411111111116", None),         // 12 digits
             ("41111111111111111111111", None),
+            ("at 1763900000003 ms", None), // Luhn-valid timestamp, no card network
+            ("5555 5555 5555 4444", CARD), // Mastercard
+            ("6011 1111 1111 1117", CARD), // Discover
             ("jane.doe@example.com", None), // emails are off
             ("summary ☃ 2025-01-31, +1 555 0100", None),
             ("", None),
