@@ -8,6 +8,7 @@
 //!
 //! - [`runtime`]: the wasmtime engine, policy loading and validation,
 //!   sandboxed evaluation, fault kinds, the precompiled-artifact cache.
+//! - [`manifest`]: a policy's `.toml`: order, step types, limits, `on_error`, settings.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
 //! - [`clock`]: the API's timestamp format.
@@ -16,5 +17,6 @@
 pub mod cli;
 pub mod clock;
 pub mod input;
+pub mod manifest;
 pub mod runtime;
 pub mod verdict;
