@@ -9,6 +9,7 @@
 //! - [`runtime`]: the wasmtime engine, policy loading and validation,
 //!   sandboxed evaluation, fault kinds, the precompiled-artifact cache.
 //! - [`manifest`]: a policy's `.toml`: order, step types, limits, `on_error`, settings.
+//! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
 //! - [`clock`]: the API's timestamp format.
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod clock;
 pub mod input;
 pub mod manifest;
+pub mod policy_set;
 pub mod runtime;
 pub mod verdict;

@@ -1,0 +1,356 @@
+//! The policies a gate can run: an immutable snapshot built from the policy
+//! directory (contract §6.1, §6.2).
+//!
+//! ```text
+//! <policy-dir>/global/<name>.wasm            [+ <name>.toml]   id global/<name>
+//! <policy-dir>/tenants/<tenant>/<name>.wasm  [+ <name>.toml]   id <tenant>/<name>
+//! ```
+//!
+//! A gate takes the current `Arc<PolicySet>` and keeps it for its whole run,
+//! so a reload never changes the policies of a gate in flight. Loading is
+//! incremental: a policy whose `.wasm` and manifest are unchanged keeps its
+//! compiled version, and a policy that fails to load keeps serving its
+//! previous version, marked `failed` with the reason.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::clock;
+use crate::manifest::{MAX_MANIFEST_BYTES, Manifest};
+use crate::runtime::{CompiledPolicy, PolicyRuntime};
+
+/// Where a policy applies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Every tenant; changed only on disk.
+    Global,
+    /// One tenant.
+    Tenant(String),
+}
+
+impl Scope {
+    /// `global` or the tenant id, as policy ids and the API spell it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Scope::Global => "global",
+            Scope::Tenant(tenant) => tenant,
+        }
+    }
+}
+
+/// Whether the policy's files last loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The files on disk are what serves.
+    Loaded,
+    /// The files on disk failed; the previous version (if any) serves.
+    Failed,
+}
+
+/// A compiled version in service.
+#[derive(Debug, Clone)]
+pub struct ServingVersion {
+    /// The compiled component.
+    pub compiled: CompiledPolicy,
+    /// The manifest it serves with.
+    pub manifest: Manifest,
+    /// When it was loaded.
+    pub loaded_at: String,
+}
+
+/// One policy of the set.
+#[derive(Debug, Clone)]
+pub struct PolicyEntry {
+    /// `global/<name>` or `<tenant>/<name>`.
+    pub id: String,
+    /// The file stem.
+    pub name: String,
+    /// Where it applies.
+    pub scope: Scope,
+    /// What serves, if anything ever loaded.
+    pub serving: Option<Arc<ServingVersion>>,
+    /// Outcome of the last load of the files on disk.
+    pub status: Status,
+    /// Why the last load failed.
+    pub last_error: Option<String>,
+    /// Digest of the `.wasm` and manifest text last seen, to skip reloads.
+    fingerprint: String,
+}
+
+impl PolicyEntry {
+    /// The manifest deciding when and how the policy runs: the serving
+    /// version's, else the defaults (a never-loaded policy applies to all
+    /// step types and fails closed).
+    pub fn manifest(&self) -> &Manifest {
+        static DEFAULT: LazyLock<Manifest> = LazyLock::new(Manifest::default);
+        self.serving
+            .as_ref()
+            .map_or(&*DEFAULT, |serving| &serving.manifest)
+    }
+
+    /// The serving version's 12-hex id, if any.
+    pub fn version(&self) -> Option<&str> {
+        self.serving.as_ref().map(|s| s.compiled.version())
+    }
+}
+
+/// An immutable snapshot of every policy, in evaluation order.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    entries: Vec<Arc<PolicyEntry>>,
+}
+
+impl PolicySet {
+    /// Every policy, in evaluation order: priority ascending, global before
+    /// tenant, then by name.
+    pub fn entries(&self) -> &[Arc<PolicyEntry>] {
+        &self.entries
+    }
+
+    /// The policy with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<PolicyEntry>> {
+        self.entries.iter().find(|entry| entry.id == id)
+    }
+
+    /// Global policies and those of `tenant`, in evaluation order.
+    pub fn visible_to<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a Arc<PolicyEntry>> {
+        self.entries.iter().filter(move |entry| match &entry.scope {
+            Scope::Global => true,
+            Scope::Tenant(owner) => owner == tenant,
+        })
+    }
+
+    /// The policies a gate of `step_type` by `tenant` runs (contract §4.2.1).
+    pub fn applicable<'a>(
+        &'a self,
+        tenant: &'a str,
+        step_type: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<PolicyEntry>> {
+        self.visible_to(tenant)
+            .filter(move |entry| entry.manifest().applies_to(step_type))
+    }
+
+    /// Policies with a serving version.
+    pub fn serving_count(&self) -> usize {
+        self.entries.iter().filter(|e| e.serving.is_some()).count()
+    }
+
+    /// Scans `dir` and builds the next set. Unchanged files reuse `previous`'s
+    /// compiled versions; a file that fails keeps `previous`'s serving version.
+    /// A missing directory is an empty set.
+    pub fn load(runtime: &PolicyRuntime, dir: &Path, previous: &PolicySet) -> PolicySet {
+        let mut entries: Vec<Arc<PolicyEntry>> = scan(dir)
+            .into_iter()
+            .map(|found| Arc::new(load_one(runtime, found, previous)))
+            .collect();
+        entries.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+        PolicySet { entries }
+    }
+}
+
+/// Evaluation order: priority ascending, global before tenant, then name.
+fn order_key(entry: &PolicyEntry) -> (i64, &Scope, &str) {
+    (entry.manifest().priority, &entry.scope, &entry.name)
+}
+
+/// A `.wasm` found in the directory, with its manifest path.
+#[derive(Debug)]
+struct Found {
+    scope: Scope,
+    name: String,
+    wasm: PathBuf,
+    manifest: PathBuf,
+}
+
+fn load_one(runtime: &PolicyRuntime, found: Found, previous: &PolicySet) -> PolicyEntry {
+    let id = format!("{}/{}", found.scope.as_str(), found.name);
+    let before = previous.get(&id);
+    let failed = |fingerprint: String, error: String| {
+        tracing::warn!(policy = %id, %error, "policy failed to load; the previous version keeps serving");
+        PolicyEntry {
+            id: id.clone(),
+            name: found.name.clone(),
+            scope: found.scope.clone(),
+            serving: before.and_then(|b| b.serving.clone()),
+            status: Status::Failed,
+            last_error: Some(error),
+            fingerprint,
+        }
+    };
+
+    let wasm = match fs::read(&found.wasm) {
+        Ok(bytes) => bytes,
+        Err(error) => return failed(String::new(), format!("cannot read the module: {error}")),
+    };
+    let manifest_text = match read_manifest(&found.manifest) {
+        Ok(text) => text,
+        Err(error) => return failed(String::new(), error),
+    };
+    let fingerprint = fingerprint(&wasm, manifest_text.as_deref());
+    if let Some(before) = before
+        && before.fingerprint == fingerprint
+    {
+        return PolicyEntry::clone(before);
+    }
+    let manifest = match manifest_text.as_deref().map(Manifest::parse).transpose() {
+        Ok(manifest) => manifest.unwrap_or_default(),
+        Err(error) => return failed(fingerprint, error.to_string()),
+    };
+    match runtime.load(&wasm) {
+        Ok(compiled) => {
+            tracing::info!(policy = %id, version = compiled.version(), "policy loaded");
+            PolicyEntry {
+                id,
+                name: found.name,
+                scope: found.scope,
+                serving: Some(Arc::new(ServingVersion {
+                    compiled,
+                    manifest,
+                    loaded_at: clock::now_rfc3339(),
+                })),
+                status: Status::Loaded,
+                last_error: None,
+                fingerprint,
+            }
+        }
+        Err(error) => failed(fingerprint, error.to_string()),
+    }
+}
+
+fn read_manifest(path: &Path) -> Result<Option<String>, String> {
+    match fs::metadata(path) {
+        Err(_) => Ok(None),
+        Ok(meta) if meta.len() > MAX_MANIFEST_BYTES as u64 => Err(format!(
+            "invalid manifest: larger than {MAX_MANIFEST_BYTES} bytes"
+        )),
+        Ok(_) => fs::read_to_string(path)
+            .map(Some)
+            .map_err(|error| format!("cannot read the manifest: {error}")),
+    }
+}
+
+fn fingerprint(wasm: &[u8], manifest: Option<&str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(wasm));
+    hasher.update(manifest.unwrap_or("").as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Policy file names: `^[a-z0-9][a-z0-9_-]{0,63}$`.
+pub fn valid_policy_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+}
+
+/// Tenant ids: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, never `global`.
+pub fn valid_tenant_id(tenant: &str) -> bool {
+    let bytes = tenant.as_bytes();
+    tenant != "global"
+        && !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Every policy file under `dir`, ignoring (and logging) anything else.
+fn scan(dir: &Path) -> Vec<Found> {
+    let mut found = policies_in(&dir.join("global"), &Scope::Global);
+    let tenants = dir.join("tenants");
+    for (path, name) in regular_entries(&tenants, true) {
+        if valid_tenant_id(&name) {
+            found.extend(policies_in(&path, &Scope::Tenant(name)));
+        } else {
+            tracing::warn!(path = %path.display(), "ignoring a tenant directory whose name is not a valid tenant id");
+        }
+    }
+    found
+}
+
+fn policies_in(dir: &Path, scope: &Scope) -> Vec<Found> {
+    let files: HashMap<String, PathBuf> = regular_entries(dir, false)
+        .into_iter()
+        .map(|(p, n)| (n, p))
+        .collect();
+    let mut found = Vec::new();
+    for (file, path) in &files {
+        let (stem, extension) = match file.rsplit_once('.') {
+            Some(parts) => parts,
+            None => {
+                tracing::warn!(path = %path.display(), "ignoring a file that is not a policy");
+                continue;
+            }
+        };
+        match extension {
+            "wasm" if valid_policy_name(stem) => found.push(Found {
+                scope: scope.clone(),
+                name: stem.to_owned(),
+                wasm: path.clone(),
+                manifest: dir.join(format!("{stem}.toml")),
+            }),
+            "toml" if files.contains_key(&format!("{stem}.wasm")) => {}
+            "toml" => tracing::warn!(path = %path.display(), "ignoring a manifest without a .wasm"),
+            _ => tracing::warn!(
+                path = %path.display(),
+                "ignoring a file that is not a policy (names are [a-z0-9][a-z0-9_-]*, up to 64 characters)"
+            ),
+        }
+    }
+    found
+}
+
+/// Entries of `dir` that are regular files (or directories when `dirs`),
+/// never symlinks, with their UTF-8 names. A missing directory has none.
+fn regular_entries(dir: &Path, dirs: bool) -> Vec<(PathBuf, String)> {
+    let Ok(read) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    read.filter_map(Result::ok)
+        .filter_map(|entry| {
+            let kind = entry.file_type().ok()?;
+            let path = entry.path();
+            if kind.is_symlink() {
+                tracing::warn!(path = %path.display(), "ignoring a symlink in the policy directory");
+                return None;
+            }
+            let wanted = if dirs { kind.is_dir() } else { kind.is_file() };
+            let name = entry.file_name().into_string().ok()?;
+            (wanted && !name.starts_with('.')).then_some((path, name))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_names_follow_the_contract() {
+        for name in ["a", "tool-approval", "pii_guard2", "0x", &"a".repeat(64)] {
+            assert!(valid_policy_name(name), "{name}");
+        }
+        for name in ["", "Tool", "-x", "_x", "a.b", "a b", &"a".repeat(65)] {
+            assert!(!valid_policy_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn tenant_ids_follow_the_contract() {
+        for tenant in ["acme", "Acme.Corp_1-2", "7"] {
+            assert!(valid_tenant_id(tenant), "{tenant}");
+        }
+        for tenant in ["global", "", ".x", "a/b", "a b", &"t".repeat(65)] {
+            assert!(!valid_tenant_id(tenant), "{tenant}");
+        }
+    }
+}
