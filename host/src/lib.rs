@@ -9,6 +9,7 @@
 //! - [`runtime`]: the wasmtime engine, policy loading and validation,
 //!   sandboxed evaluation, fault kinds, the precompiled-artifact cache.
 //! - [`manifest`]: a policy's `.toml`: order, step types, limits, `on_error`, settings.
+//! - [`gate`]: running the applicable policies of a gate and combining their verdicts.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod gate;
 pub mod input;
 pub mod manifest;
 pub mod policy_set;

@@ -73,7 +73,7 @@ fn infinite_loop_times_out_within_the_deadline_plus_50ms() {
 fn memory_bomb_hits_the_memory_limit() {
     let limits = Limits {
         memory_bytes: 16 << 20,
-        ..Limits::default()
+        timeout: common::GENEROUS,
     };
     let evaluation = evaluate_with(wasm::MEMORY_BOMB, llm_call(), json!({}), limits);
     assert_eq!(fault_kind(&evaluation), FaultKind::MemoryLimit);
@@ -136,7 +136,7 @@ fn flooding_stdout_stays_bounded_and_still_decides() {
     // The point is the bound, not the speed: give the (debug-built) host time
     // to accept 11 MiB of writes.
     let limits = Limits {
-        timeout: Duration::from_secs(5),
+        timeout: common::GENEROUS,
         ..Limits::default()
     };
     let evaluation = evaluate_with(wasm::STDOUT_FLOOD, llm_call(), json!({}), limits);

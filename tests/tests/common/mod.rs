@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use host::input::DryRunBody;
 use host::runtime::{
@@ -49,7 +50,16 @@ pub fn evaluate_with(path: &str, body: Value, settings: Value, limits: Limits) -
     runtime().evaluate(&policy, &request(body), &settings.to_string(), limits)
 }
 
-/// Evaluates `path` on `body` with `settings` and default limits.
+/// A deadline no well-behaved evaluation reaches, even in a debug build on
+/// a loaded machine: tests that are not about time must not depend on it.
+pub const GENEROUS: Duration = Duration::from_secs(10);
+
+/// Evaluates `path` on `body` with `settings`, the default memory cap and a
+/// [`GENEROUS`] deadline.
 pub fn evaluate(path: &str, body: Value, settings: Value) -> Evaluation {
-    evaluate_with(path, body, settings, Limits::default())
+    let limits = Limits {
+        timeout: GENEROUS,
+        ..Limits::default()
+    };
+    evaluate_with(path, body, settings, limits)
 }

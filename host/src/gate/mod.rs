@@ -1,0 +1,15 @@
+//! The gate's domain logic, free of HTTP and SQL.
+//!
+//! - `evaluate`: run every applicable policy of a [`PolicySet`] snapshot on
+//!   one step, each in a fresh sandboxed instance, recording one
+//!   [`PolicyRun`] per policy.
+//! - `combine`: fold the runs into the gate's decision and reason
+//!   (contract §4.2).
+//!
+//! [`PolicySet`]: crate::policy_set::PolicySet
+
+mod combine;
+mod evaluate;
+
+pub use combine::{Combined, combine};
+pub use evaluate::{Action, PolicyRun, RunError, RunErrorKind, evaluate_policies, run_policy};
