@@ -294,3 +294,84 @@ fn bench_reports_percentiles_and_rate() {
         assert!(text.contains(label), "{label} missing: {text}");
     }
 }
+
+#[test]
+fn eval_reads_the_manifest_beside_the_policy_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("model-allowlist.wasm");
+    fs::copy(wasm::MODEL_ALLOWLIST, &policy).unwrap();
+    fs::write(
+        dir.path().join("model-allowlist.toml"),
+        "[settings]\nallowed_models = [\"davinci-001\"]\n",
+    )
+    .unwrap();
+    let request = write_json(
+        dir.path(),
+        "gate.json",
+        &json!({"step_type": "llm_call", "model": "davinci-001"}),
+    );
+    let (policy, request) = (policy.to_str().unwrap(), request.to_str().unwrap());
+
+    let output = wcp(&["policy", "eval", policy, "--request", request]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["verdict"], "allow",
+        "manifest settings apply: {report}"
+    );
+    assert!(
+        stderr(&output).contains("using manifest"),
+        "{}",
+        stderr(&output)
+    );
+
+    let settings = write_json(dir.path(), "s.json", &json!({"allowed_models": ["gpt-4o"]}));
+    let output = wcp(&[
+        "policy",
+        "eval",
+        policy,
+        "--request",
+        request,
+        "--settings",
+        settings.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"], "block", "--settings overrides: {report}");
+}
+
+#[test]
+fn a_manifest_sets_on_error_and_an_invalid_one_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = write_json(dir.path(), "gate.json", &json!({"step_type": "llm_call"}));
+    let request = request.to_str().unwrap();
+    let manifest = dir.path().join("lenient.toml");
+    fs::write(&manifest, "on_error = \"require_approval\"\n").unwrap();
+    let output = wcp(&[
+        "policy",
+        "eval",
+        wasm::PANIC,
+        "--request",
+        request,
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"], "require_approval", "{report}");
+
+    fs::write(&manifest, "timeout_ms = 0\n").unwrap();
+    let output = wcp(&[
+        "policy",
+        "eval",
+        wasm::PANIC,
+        "--request",
+        request,
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("timeout_ms must be between 1 and 10000"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

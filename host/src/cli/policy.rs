@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::CliError;
 use crate::input::DryRunBody;
+use crate::manifest::Manifest;
 use crate::runtime::{
     CompiledPolicy, Evaluation, Fault, Limits, LogSource, PolicyRequest, PolicyRuntime,
     RuntimeConfig,
@@ -64,18 +65,24 @@ pub(super) enum PolicyCommand {
 
 #[derive(Debug, Args)]
 pub(super) struct EvalOptions {
-    /// JSON object given to the policy as its settings.
+    /// The policy's manifest (TOML). Default: the `.toml` beside the `.wasm`,
+    /// if there is one, as in the policy directory.
+    #[arg(long, value_name = "TOML")]
+    manifest: Option<PathBuf>,
+    /// JSON object given to the policy as its settings, instead of the
+    /// manifest's `[settings]`.
     #[arg(long, value_name = "JSON")]
     settings: Option<PathBuf>,
-    /// Deadline per evaluation.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    timeout_ms: u64,
-    /// Memory cap per evaluation.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    memory_mib: u64,
-    /// Verdict when the policy faults (timeout, memory, trap, bad output).
-    #[arg(long, default_value = "block", value_parser = parse_verdict)]
-    on_error: Verdict,
+    /// Deadline per evaluation [default: the manifest's, else 100].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    timeout_ms: Option<u64>,
+    /// Memory cap per evaluation [default: the manifest's, else 32].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    memory_mib: Option<u64>,
+    /// Verdict when the policy faults (timeout, memory, trap, bad output)
+    /// [default: the manifest's, else block].
+    #[arg(long, value_parser = parse_verdict)]
+    on_error: Option<Verdict>,
     /// The caller the policy sees.
     #[arg(long, default_value = "community")]
     actor: String,
@@ -85,19 +92,51 @@ fn parse_verdict(text: &str) -> Result<Verdict, String> {
     text.parse()
 }
 
-impl EvalOptions {
-    fn limits(&self) -> Limits {
-        Limits {
-            timeout: Duration::from_millis(self.timeout_ms),
-            memory_bytes: (self.memory_mib as usize) << 20,
-        }
-    }
+/// What an evaluation runs with: the manifest, overridden by flags.
+struct Effective {
+    settings: String,
+    limits: Limits,
+    on_error: Verdict,
+}
 
-    fn settings(&self) -> Result<String, CliError> {
-        match &self.settings {
-            None => Ok("{}".into()),
-            Some(path) => settings_text(path, read_json(path)?),
-        }
+impl EvalOptions {
+    fn resolve(&self, wasm: &Path) -> Result<Effective, CliError> {
+        let beside = wasm.with_extension("toml");
+        let manifest_path = match &self.manifest {
+            Some(path) => Some(path.clone()),
+            None => beside.is_file().then_some(beside),
+        };
+        let manifest = match &manifest_path {
+            None => Manifest::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+                let manifest = Manifest::parse(&text)
+                    .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+                if self.manifest.is_none() {
+                    eprintln!("using manifest {}", path.display());
+                }
+                manifest
+            }
+        };
+        let settings = match &self.settings {
+            Some(path) => settings_text(path, read_json(path)?)?,
+            None => manifest.settings_json().to_owned(),
+        };
+        let defaults = manifest.limits();
+        let limits = Limits {
+            timeout: self
+                .timeout_ms
+                .map_or(defaults.timeout, Duration::from_millis),
+            memory_bytes: self
+                .memory_mib
+                .map_or(defaults.memory_bytes, |mib| (mib as usize) << 20),
+        };
+        Ok(Effective {
+            settings,
+            limits,
+            on_error: self.on_error.unwrap_or(manifest.on_error),
+        })
     }
 }
 
@@ -239,12 +278,12 @@ fn policy_name(wasm: &Path) -> String {
 fn eval(wasm: &Path, request: &Path, options: &EvalOptions) -> Result<ExitCode, CliError> {
     let body = read_json(request)?;
     let request = request_from(request, body, &options.actor)?;
-    let settings = options.settings()?;
+    let effective = options.resolve(wasm)?;
     let runtime = runtime()?;
     let policy = load(&runtime, wasm)?;
-    let evaluation = runtime.evaluate(&policy, &request, &settings, options.limits());
+    let evaluation = runtime.evaluate(&policy, &request, &effective.settings, effective.limits);
     print_logs(&evaluation);
-    let report = report(wasm, &policy, &evaluation, options.on_error);
+    let report = report(wasm, &policy, &evaluation, effective.on_error);
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| CliError::new(format!("cannot print the decision: {e}")))?;
     println!("{json}");
@@ -301,9 +340,10 @@ fn test(wasm: &Path, cases_path: &Path, options: &EvalOptions) -> Result<ExitCod
     if cases.is_empty() {
         return Err(CliError::new(format!("{}: no cases", cases_path.display())));
     }
+    let effective = options.resolve(wasm)?;
     let default_settings = match suite_settings {
         Some(settings) => settings_text(cases_path, settings)?,
-        None => options.settings()?,
+        None => effective.settings.clone(),
     };
     let runtime = runtime()?;
     let policy = load(&runtime, wasm)?;
@@ -316,8 +356,8 @@ fn test(wasm: &Path, cases_path: &Path, options: &EvalOptions) -> Result<ExitCod
             Some(settings) => settings_text(&origin, settings)?,
             None => default_settings.clone(),
         };
-        let evaluation = runtime.evaluate(&policy, &request, &settings, options.limits());
-        let report = report(wasm, &policy, &evaluation, options.on_error);
+        let evaluation = runtime.evaluate(&policy, &request, &settings, effective.limits);
+        let report = report(wasm, &policy, &evaluation, effective.on_error);
         let got = match &report.error {
             Some(fault) => format!("{} ({})", report.verdict, fault.kind),
             None => report.verdict.to_string(),
@@ -395,10 +435,11 @@ fn bench(
         ),
     };
     let request = request_from(&origin, body, &options.actor)?;
-    let settings = options.settings()?;
+    let effective = options.resolve(wasm)?;
+    let settings = effective.settings;
     let runtime = runtime()?;
     let policy = load(&runtime, wasm)?;
-    let limits = options.limits();
+    let limits = effective.limits;
     let iterations = iterations.max(1);
 
     let warmup = (iterations / 10).clamp(1, 1000);
@@ -422,7 +463,7 @@ fn bench(
         let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
         samples[index.min(samples.len() - 1)]
     };
-    let report = report(wasm, &policy, &first, options.on_error);
+    let report = report(wasm, &policy, &first, effective.on_error);
     println!(
         "policy     {} (version {})",
         wasm.display(),
