@@ -13,14 +13,29 @@
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
+//! - [`store`]: SQLite: schema and migrations, the one group-committing
+//!   writer, read-only readers, the audit chains in SQL.
+//! - [`audit`]: audit entries, their hash chain and its verification (no SQL).
+//! - [`config`]: `wcp serve` settings from flags, `WCP_*` environment and a TOML file.
+//! - [`server`]: startup (runtime, first policy load) and graceful shutdown; [`run`].
+//! - [`api`]: the HTTP edge: router, middleware, extractors, errors, ops and policy routes.
+//! - [`auth`]: who is calling: the community-mode authenticator, callers and roles.
 //! - [`clock`]: the API's timestamp format.
 //! - [`cli`]: the `wcp` command line.
 
+pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod gate;
 pub mod input;
 pub mod manifest;
 pub mod policy_set;
 pub mod runtime;
+pub mod server;
+pub mod store;
 pub mod verdict;
+
+pub use server::run;

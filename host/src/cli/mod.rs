@@ -4,7 +4,9 @@
 //! or input (a missing file, not a component, bad JSON), always with a
 //! one-line message naming the problem.
 
+mod audit;
 mod policy;
+mod serve;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -22,9 +24,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server.
+    Serve(crate::config::ServeArgs),
     /// Check, try, test and measure policy components.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Verify the audit log's hash chains, offline.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// A failure the user can fix, printed as `error: <message>`, exit code 2.
@@ -48,9 +55,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
         }
     };
-    init_logging();
     let result = match cli.command {
-        Command::Policy(command) => policy::run(command),
+        Command::Serve(args) => serve::run(args),
+        Command::Policy(command) => {
+            init_logging();
+            policy::run(command)
+        }
+        Command::Audit(command) => {
+            init_logging();
+            audit::run(command)
+        }
     };
     match result {
         Ok(code) => code,
@@ -61,6 +75,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
+/// The terse log of the one-shot commands: warnings and errors on stderr.
+/// `wcp serve` sets up its own, fuller log.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WCP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

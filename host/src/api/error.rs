@@ -1,0 +1,176 @@
+//! The one error type of the HTTP edge, and its envelope (contract §1.5):
+//! `{"error": lower(code), "code": CODE, "message": text}`.
+//!
+//! Server faults are logged with their details and answered with a message
+//! naming only the operation that failed.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::input::InputError;
+
+/// Seconds a client should wait before retrying a request refused while
+/// the server starts.
+const NOT_READY_RETRY_AFTER: &str = "1";
+
+/// An error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `BAD_REQUEST`.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400 with the code an input check chose (`BAD_REQUEST`,
+    /// `INVALID_TOOL_CONTEXT`, `INVALID_TRACE_ID`).
+    #[error("{}", .0.message)]
+    Input(#[from] InputError),
+    /// 401 `UNAUTHORIZED`.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403 `FORBIDDEN`.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404 `NOT_FOUND` for a resource (`Policy not found`).
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 404 `NOT_FOUND` for a path no route serves.
+    #[error("Route not found")]
+    RouteNotFound,
+    /// 405 `METHOD_NOT_ALLOWED` (the router adds `Allow`).
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// 413 `REQUEST_TOO_LARGE`; nothing was read past the limit.
+    #[error("request body exceeds {limit} bytes; nothing was {what}")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// `changed`, or `gated or run` on the gate.
+        what: &'static str,
+    },
+    /// 503 `NOT_READY` until the first policy load is done.
+    #[error("Server is starting")]
+    NotReady,
+    /// 500 `INTERNAL_ERROR`: `operation` is sent, `detail` only logged.
+    #[error("{operation}")]
+    Internal {
+        /// What failed, as the client sees it ("Failed to evaluate policy").
+        operation: &'static str,
+        /// Why, for the log only.
+        detail: String,
+    },
+}
+
+impl ApiError {
+    /// A server fault: logged with `detail`, answered with `operation`.
+    pub fn internal(operation: &'static str, detail: impl std::fmt::Display) -> Self {
+        ApiError::Internal {
+            operation,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Input(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "BAD_REQUEST",
+            ApiError::Input(error) => error.code,
+            ApiError::Unauthorized(_) => "UNAUTHORIZED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::NotFound(_) | ApiError::RouteNotFound => "NOT_FOUND",
+            ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ApiError::TooLarge { .. } => "REQUEST_TOO_LARGE",
+            ApiError::NotReady => "NOT_READY",
+            ApiError::Internal { .. } => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The envelope sent for this error.
+    pub fn body(&self) -> Value {
+        let code = self.code();
+        // As AxonFlow: these two codes are validation errors of one field.
+        let error = match code {
+            "INVALID_TRACE_ID" | "INVALID_TOOL_CONTEXT" => "validation_error".to_owned(),
+            _ => code.to_ascii_lowercase(),
+        };
+        let mut body = json!({"error": error, "code": code, "message": self.to_string()});
+        if let ApiError::TooLarge { limit, .. } = self {
+            body["limit_bytes"] = json!(limit);
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal { operation, detail } = &self {
+            tracing::error!(%operation, %detail, "request failed");
+        }
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if matches!(self, ApiError::NotReady) {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(NOT_READY_RETRY_AFTER),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_follow_the_contract() {
+        let cases: Vec<(ApiError, u16, Value)> = vec![
+            (
+                ApiError::NotFound("Policy not found"),
+                404,
+                json!({"error": "not_found", "code": "NOT_FOUND", "message": "Policy not found"}),
+            ),
+            (
+                ApiError::Input(InputError {
+                    code: "INVALID_TOOL_CONTEXT",
+                    message: "tool_name is required when tool_context is provided".into(),
+                }),
+                400,
+                json!({"error": "validation_error", "code": "INVALID_TOOL_CONTEXT",
+                       "message": "tool_name is required when tool_context is provided"}),
+            ),
+            (
+                ApiError::TooLarge {
+                    limit: 1_048_576,
+                    what: "changed",
+                },
+                413,
+                json!({"error": "request_too_large", "code": "REQUEST_TOO_LARGE",
+                       "message": "request body exceeds 1048576 bytes; nothing was changed",
+                       "limit_bytes": 1_048_576}),
+            ),
+            (
+                ApiError::internal("Failed to evaluate policy", "secret detail"),
+                500,
+                json!({"error": "internal_error", "code": "INTERNAL_ERROR",
+                       "message": "Failed to evaluate policy"}),
+            ),
+        ];
+        for (error, status, body) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.body(), body, "{error}");
+        }
+    }
+}

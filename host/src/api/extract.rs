@@ -1,0 +1,95 @@
+//! Extractors whose rejections are our own [`ApiError`]s.
+//!
+//! - [`CappedBody`]: the raw body, at most [`BODY_LIMIT`] bytes (contract
+//!   §1.6). A larger declared `Content-Length` is refused before reading; a
+//!   chunked body is refused as soon as it passes the limit.
+//! - [`ApiJson`]: a capped body parsed as JSON (wrong types, duplicate keys,
+//!   trailing data → 400 "Invalid request body: …"). The request
+//!   `Content-Type` is not checked.
+//! - [`ApiPath`]: path parameters.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::request::Parts;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, AppState};
+
+/// Largest request body accepted: exactly this many bytes is fine.
+pub const BODY_LIMIT: usize = 1_048_576;
+
+/// A request body of at most [`BODY_LIMIT`] bytes.
+#[derive(Debug)]
+pub struct CappedBody(pub Bytes);
+
+fn too_large() -> ApiError {
+    ApiError::TooLarge {
+        limit: BODY_LIMIT,
+        what: "changed",
+    }
+}
+
+impl FromRequest<AppState> for CappedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &AppState) -> Result<Self, ApiError> {
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
+        read_capped(request.into_body()).await.map(CappedBody)
+    }
+}
+
+async fn read_capped(body: Body) -> Result<Bytes, ApiError> {
+    match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => Err(ApiError::BadRequest(format!(
+            "Invalid request body: cannot read it: {error}"
+        ))),
+    }
+}
+
+/// A JSON body of type `T`, read through [`CappedBody`].
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let CappedBody(bytes) = CappedBody::from_request(request, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a whole body as JSON, refusing trailing data.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::BadRequest(format!("Invalid request body: {error}")))
+}
+
+/// Path parameters of type `T`.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::BadRequest(format!(
+                "Invalid path: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}

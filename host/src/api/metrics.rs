@@ -1,0 +1,179 @@
+//! The server's Prometheus series (contract §8). Each server owns its
+//! recorder rather than installing a process-global one, so several servers
+//! in one process (tests) never mix their counts. No series has a tenant
+//! label: tenants must not learn about each other from `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::gate::PolicyRun;
+use crate::policy_set::{PolicySet, Status};
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Histogram buckets for durations, in seconds: policy runs take
+/// microseconds, their deadlines reach 10 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// This server's recorder and its renderer.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A recorder with the series described and duration buckets set.
+    pub fn new() -> Self {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let describe = [
+            (
+                "wcp_http_requests_total",
+                "HTTP requests by route template, method and status",
+            ),
+            (
+                "wcp_policy_errors_total",
+                "Policy runs that produced no verdict, by kind",
+            ),
+        ];
+        for (name, help) in describe {
+            recorder.describe_counter(name.into(), None, help.into());
+        }
+        recorder.describe_gauge(
+            "wcp_policies".into(),
+            None,
+            "Policies by load status".into(),
+        );
+        recorder.describe_histogram(
+            "wcp_policy_evaluation_duration_seconds".into(),
+            Some(Unit::Seconds),
+            "Time of one policy evaluation (instantiation plus call)".into(),
+        );
+        Metrics {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
+
+    fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(key, value)| Label::new(*key, value.clone()))
+            .collect();
+        Key::from_parts(name, labels)
+    }
+
+    /// Counts one answered HTTP request.
+    pub fn http_request(&self, route: &str, method: &str, status: u16) {
+        let key = Self::key(
+            "wcp_http_requests_total",
+            &[
+                ("route", route.to_owned()),
+                ("method", method.to_owned()),
+                ("status", status.to_string()),
+            ],
+        );
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+
+    /// Records one policy run: its duration, and its error kind if any.
+    pub fn policy_run(&self, run: &PolicyRun) {
+        let policy = ("policy", run.policy_id.clone());
+        if let Some(error) = &run.error {
+            let key = Self::key(
+                "wcp_policy_errors_total",
+                &[policy.clone(), ("kind", error.kind.as_str().to_owned())],
+            );
+            self.recorder.register_counter(&key, &METADATA).increment(1);
+        }
+        if run.policy_version.is_some() {
+            let key = Self::key("wcp_policy_evaluation_duration_seconds", &[policy]);
+            let seconds = Duration::from_micros(run.duration_us).as_secs_f64();
+            self.recorder
+                .register_histogram(&key, &METADATA)
+                .record(seconds);
+        }
+    }
+
+    /// Sets the policy gauges from a published set.
+    pub fn policies(&self, set: &PolicySet) {
+        let failed = set
+            .entries()
+            .iter()
+            .filter(|entry| entry.status == Status::Failed)
+            .count();
+        let loaded = set.entries().len() - failed;
+        for (status, count) in [("loaded", loaded), ("failed", failed)] {
+            let key = Self::key("wcp_policies", &[("status", status.to_owned())]);
+            self.recorder
+                .register_gauge(&key, &METADATA)
+                .set(count as f64);
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::{Action, RunError, RunErrorKind};
+
+    #[test]
+    fn a_policy_run_records_its_duration_and_its_fault_kind() {
+        let metrics = Metrics::new();
+        let run = PolicyRun {
+            policy_id: "global/panic".into(),
+            policy_name: "panic".into(),
+            action: Action::Error,
+            reason: None,
+            duration_us: 1500,
+            policy_version: Some("0123456789ab".into()),
+            error: Some(RunError {
+                kind: RunErrorKind::Trap,
+                message: "policy panicked: boom".into(),
+            }),
+            effective: None,
+        };
+        metrics.policy_run(&run);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"wcp_policy_errors_total{policy="global/panic",kind="trap"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"wcp_policy_evaluation_duration_seconds_count{policy="global/panic"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Ops endpoints (contract §8): no authentication, no readiness gate.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState, Routes};
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `healthy` while the process answers.
+    #[schema(example = "healthy")]
+    pub status: &'static str,
+    /// Always `wcp`.
+    #[schema(example = "wcp")]
+    pub service: &'static str,
+    /// The server's semver.
+    pub version: &'static str,
+    /// Policies with a serving version.
+    pub policies_loaded: usize,
+}
+
+/// `GET /ready` once ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+}
+
+/// GET /health
+#[utoipa::path(get, path = "/health", tag = "ops",
+    responses((status = 200, description = "The server is up", body = Health)))]
+pub async fn get_health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "healthy",
+        service: "wcp",
+        version: env!("CARGO_PKG_VERSION"),
+        policies_loaded: state.policies.load().serving_count(),
+    })
+}
+
+/// GET /ready
+#[utoipa::path(get, path = "/ready", tag = "ops", responses(
+    (status = 200, description = "Policies are loaded; the API serves", body = Ready),
+    (status = 503, description = "Still starting (NOT_READY, Retry-After: 1)", body = super::openapi::ErrorBody),
+))]
+pub async fn get_ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    if state.is_ready() {
+        Ok(Json(Ready { status: "ready" }))
+    } else {
+        Err(ApiError::NotReady)
+    }
+}
+
+/// GET /metrics
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"),
+))]
+pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// The ops routes.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route::<__path_get_health, _, _>(get_health)
+        .route::<__path_get_ready, _, _>(get_ready)
+        .route::<__path_get_metrics, _, _>(get_metrics)
+}

@@ -1,0 +1,270 @@
+//! Who is calling (contract §1.2): tenant, org, actor and roles come only
+//! from credentials; `X-Tenant-ID` and friends are never read.
+//!
+//! [`Authenticator`] is the mode the server runs in. Handlers only see the
+//! [`Caller`] (or [`Authorized`], which also checks roles), so a tenants-file
+//! mode slots in as a new variant without touching them.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::api::{ApiError, AppState};
+use crate::policy_set::valid_tenant_id;
+
+/// Tenant and actor of a community-mode caller without credentials.
+pub const COMMUNITY: &str = "community";
+/// Org of every community-mode caller.
+pub const DEFAULT_ORG: &str = "default";
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Workflow writes and reads, policy reads.
+    Member,
+    /// Approve and reject; workflow reads.
+    Approver,
+    /// Policy writes, audit; policy reads.
+    Admin,
+}
+
+impl Role {
+    /// The role as the tenants file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Tenant every read and write is scoped to.
+    pub tenant: String,
+    /// Organisation within the tenant.
+    pub org: String,
+    /// Who acts: client id, community username or `community`.
+    pub actor: String,
+    /// Roles granted.
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    /// Whether the caller holds one of `roles`.
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|role| self.roles.contains(role))
+    }
+}
+
+/// How callers are identified.
+#[derive(Debug, Clone, Default)]
+pub enum Authenticator {
+    /// No credentials needed: the Basic username, if any, is the tenant.
+    #[default]
+    Community,
+}
+
+impl Authenticator {
+    /// Identifies the caller from the request headers.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        match self {
+            Authenticator::Community => community(headers),
+        }
+    }
+}
+
+fn community(headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let invalid = || ApiError::Unauthorized("Invalid tenant name");
+    let tenant = match basic_credentials(headers) {
+        None => COMMUNITY.to_owned(),
+        Some(None) => return Err(invalid()),
+        Some(Some((username, _password))) if valid_tenant_id(&username) => username,
+        Some(Some(_)) => return Err(invalid()),
+    };
+    Ok(Caller {
+        actor: tenant.clone(),
+        tenant,
+        org: DEFAULT_ORG.to_owned(),
+        roles: vec![Role::Member, Role::Approver, Role::Admin],
+    })
+}
+
+/// `None`: no Basic credentials sent. `Some(None)`: Basic credentials that
+/// cannot be read. `Some(Some((user, password)))` otherwise.
+#[allow(clippy::type_complexity)]
+fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = decode_base64(encoded.trim()).and_then(|bytes| String::from_utf8(bytes).ok());
+    Some(decoded.map(|text| match text.split_once(':') {
+        Some((user, password)) => (user.to_owned(), password.to_owned()),
+        None => (text, String::new()),
+    }))
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as Basic credentials use.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (index, chunk) in bytes.chunks(4).enumerate() {
+        let last = index + 1 == bytes.len() / 4;
+        let padding = chunk.iter().rev().take_while(|c| **c == b'=').count();
+        if padding > 2 || (padding > 0 && !last) {
+            return None;
+        }
+        let mut group = 0u32;
+        for &c in &chunk[..4 - padding] {
+            group = (group << 6) | value(c)?;
+        }
+        group <<= 6 * padding as u32;
+        let [_, a, b, c] = group.to_be_bytes();
+        out.extend_from_slice(&[a, b, c][..3 - padding]);
+    }
+    Some(out)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.auth.authenticate(&parts.headers)
+    }
+}
+
+/// The roles a group of routes needs (contract §1.2).
+pub trait Access {
+    /// Any one of these is enough.
+    const ROLES: &'static [Role];
+}
+
+/// Policy list, get and evaluate: `member` or `admin`.
+#[derive(Debug)]
+pub struct PolicyRead;
+
+impl Access for PolicyRead {
+    const ROLES: &'static [Role] = &[Role::Member, Role::Admin];
+}
+
+/// A caller holding one of `A`'s roles. As an extractor it runs before the
+/// path and the body are read, keeping the contract's order (§1.8).
+#[derive(Debug)]
+pub struct Authorized<A>(pub Caller, pub PhantomData<A>);
+
+impl<A: Access + Send + Sync> FromRequestParts<AppState> for Authorized<A> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.has_any(A::ROLES) {
+            let names: Vec<&str> = A::ROLES.iter().map(|role| role.as_str()).collect();
+            return Err(ApiError::Forbidden(format!(
+                "Role {} required",
+                names.join(" or ")
+            )));
+        }
+        Ok(Authorized(caller, PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(authorization: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("ascii"));
+        }
+        headers.insert("x-tenant-id", HeaderValue::from_static("evil"));
+        headers
+    }
+
+    #[test]
+    fn base64_round_trips_standard_vectors() {
+        let cases = [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+        ];
+        for (encoded, plain) in cases {
+            assert_eq!(
+                decode_base64(encoded).as_deref(),
+                Some(plain.as_bytes()),
+                "{encoded}"
+            );
+        }
+        for bad in ["Zg=", "Z===", "Zg==Zm9v", "Zm9*"] {
+            assert_eq!(decode_base64(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn community_callers_by_credentials() {
+        // (name, Authorization header, tenant or None for 401)
+        let cases = [
+            ("no header", None, Some("community")),
+            (
+                "sdk default community:",
+                Some("Basic Y29tbXVuaXR5Og=="),
+                Some("community"),
+            ),
+            (
+                "acme with a password",
+                Some("Basic YWNtZTpzZWNyZXQ="),
+                Some("acme"),
+            ),
+            ("lowercase scheme", Some("basic YWNtZTo="), Some("acme")),
+            (
+                "bearer is not basic",
+                Some("Bearer token"),
+                Some("community"),
+            ),
+            ("reserved name global", Some("Basic Z2xvYmFsOg=="), None),
+            ("slash in name", Some("Basic YS9iOg=="), None),
+            ("empty username", Some("Basic OnNlY3JldA=="), None),
+            ("not base64", Some("Basic !!!"), None),
+        ];
+        for (name, header, tenant) in cases {
+            let result = Authenticator::Community.authenticate(&headers(header));
+            match tenant {
+                Some(tenant) => {
+                    let caller = result.expect(name);
+                    assert_eq!(caller.tenant, tenant, "{name}");
+                    assert_eq!(caller.actor, tenant, "{name}");
+                    assert_eq!(caller.org, "default", "{name}");
+                    assert!(caller.has_any(&[Role::Admin]), "{name}");
+                }
+                None => assert!(
+                    matches!(result, Err(ApiError::Unauthorized("Invalid tenant name"))),
+                    "{name}"
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! `wcp serve` settings (contract §1.1): each from a flag, else the
+//! environment (`WCP_<FLAG>`), else the TOML file named by `--config`
+//! (same keys, snake_case), else the default.
+//!
+//! Values are validated here, not by clap, so that a bad value from any of
+//! the three sources gets the same one-line error naming where it came from.
+//! The environment is read through a lookup function so tests never mutate
+//! the process environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Resolved, validated settings of the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Holds `wcp.db` and the artifact cache.
+    pub data_dir: PathBuf,
+    /// The policy directory (contract §6.1).
+    pub policy_dir: PathBuf,
+    /// How often the policy directory is rescanned.
+    pub policy_rescan: Duration,
+    /// Tenants file; `None` is community mode.
+    pub tenants: Option<PathBuf>,
+    /// How long an approval stays pending.
+    pub approval_ttl: Duration,
+    /// Limit of `in_progress` workflows per tenant; `None` is unlimited.
+    pub max_concurrent_workflows: Option<u32>,
+    /// Origins allowed by CORS, exactly as browsers send them.
+    pub cors_origins: Vec<String>,
+    /// Base of `approval_url`, without a trailing `/`.
+    pub public_base_url: Option<String>,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let data_dir = PathBuf::from("./data");
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            policy_dir: data_dir.join("policies"),
+            data_dir,
+            policy_rescan: Duration::from_secs(30),
+            tenants: None,
+            approval_ttl: Duration::from_secs(24 * 3600),
+            max_concurrent_workflows: None,
+            cors_origins: vec!["http://localhost:3000".into()],
+            public_base_url: None,
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Refuses settings this build cannot honour yet.
+    pub fn check_supported(&self) -> Result<(), ConfigError> {
+        if self.tenants.is_some() {
+            return Err(ConfigError(
+                "tenants mode (--tenants) is not available yet; start without it for community mode"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A setting that cannot be used; the message names it and its source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// The flags of `wcp serve`. Every flag can also be set by the environment
+/// variable `WCP_<FLAG>` or by the same key (snake_case) in `--config`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below [env: WCP_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [env: WCP_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Data directory, holds wcp.db [env: WCP_DATA_DIR] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Policy directory [env: WCP_POLICY_DIR] [default: <data-dir>/policies]
+    #[arg(long, value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Rescan interval of the policy directory [env: WCP_POLICY_RESCAN] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub policy_rescan: Option<String>,
+    /// Tenants file; unset is community mode [env: WCP_TENANTS]
+    #[arg(long, value_name = "FILE")]
+    pub tenants: Option<PathBuf>,
+    /// How long an approval stays pending [env: WCP_APPROVAL_TTL] [default: 24h]
+    #[arg(long, value_name = "DURATION")]
+    pub approval_ttl: Option<String>,
+    /// Limit of running workflows per tenant; unset is unlimited [env: WCP_MAX_CONCURRENT_WORKFLOWS]
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_workflows: Option<String>,
+    /// Allowed CORS origin, repeatable [env: WCP_CORS_ORIGIN, comma-separated] [default: http://localhost:3000]
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
+    /// Base URL for approval links; unset sends none [env: WCP_PUBLIC_BASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub public_base_url: Option<String>,
+    /// Log format: human or json [env: WCP_LOG_FORMAT] [default: human]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The config file; unknown keys are an error, so a typo is not ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    policy_dir: Option<PathBuf>,
+    policy_rescan: Option<String>,
+    tenants: Option<PathBuf>,
+    approval_ttl: Option<String>,
+    max_concurrent_workflows: Option<u64>,
+    cors_origin: Option<OneOrMany>,
+    public_base_url: Option<String>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A raw value and where it came from, for error messages.
+struct Raw {
+    value: String,
+    source: String,
+}
+
+impl ServeArgs {
+    /// Resolves the settings against the process environment.
+    pub fn resolve_from_env(self) -> Result<ServeConfig, ConfigError> {
+        self.resolve(|name| std::env::var(name).ok())
+    }
+
+    /// Resolves the settings: flag > environment > file > default.
+    pub fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<ServeConfig, ConfigError> {
+        let env = |name: &str| env(name).filter(|value| !value.is_empty());
+        let file = match self.config.or_else(|| env("WCP_CONFIG").map(PathBuf::from)) {
+            Some(path) => read_file(&path)?,
+            None => FileConfig::default(),
+        };
+        let pick = |flag: Option<String>, name: &str, from_file: Option<String>| -> Option<Raw> {
+            let var = format!("WCP_{}", name.replace('-', "_").to_uppercase());
+            if let Some(value) = flag {
+                return Some(Raw {
+                    value,
+                    source: format!("--{name}"),
+                });
+            }
+            if let Some(value) = env(&var) {
+                return Some(Raw {
+                    value,
+                    source: format!("--{name} (from {var})"),
+                });
+            }
+            from_file.map(|value| Raw {
+                value,
+                source: format!(
+                    "--{name} (from the config file key {})",
+                    name.replace('-', "_")
+                ),
+            })
+        };
+        let path_of = |p: Option<PathBuf>| p.map(|p| p.to_string_lossy().into_owned());
+
+        let defaults = ServeConfig::default();
+        let listen = match pick(self.listen, "listen", file.listen) {
+            None => defaults.listen,
+            Some(raw) => raw
+                .value
+                .parse()
+                .map_err(|_| raw.invalid("expected an address with a port, like 127.0.0.1:8080"))?,
+        };
+        let data_dir = pick(path_of(self.data_dir), "data-dir", path_of(file.data_dir))
+            .map_or(defaults.data_dir, |raw| PathBuf::from(raw.value));
+        let policy_dir = pick(
+            path_of(self.policy_dir),
+            "policy-dir",
+            path_of(file.policy_dir),
+        )
+        .map_or_else(|| data_dir.join("policies"), |raw| PathBuf::from(raw.value));
+        let policy_rescan = pick(self.policy_rescan, "policy-rescan", file.policy_rescan)
+            .map_or(Ok(defaults.policy_rescan), |raw| raw.duration())?;
+        let tenants = pick(path_of(self.tenants), "tenants", path_of(file.tenants))
+            .map(|raw| PathBuf::from(raw.value));
+        let approval_ttl = pick(self.approval_ttl, "approval-ttl", file.approval_ttl)
+            .map_or(Ok(defaults.approval_ttl), |raw| raw.duration())?;
+        let max_concurrent_workflows = match pick(
+            self.max_concurrent_workflows,
+            "max-concurrent-workflows",
+            file.max_concurrent_workflows.map(|n| n.to_string()),
+        ) {
+            None => None,
+            Some(raw) => Some(
+                raw.value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| raw.invalid("expected a whole number of at least 1"))?,
+            ),
+        };
+        let file_origins = file.cors_origin.map(|origins| match origins {
+            OneOrMany::One(origin) => origin,
+            OneOrMany::Many(origins) => origins.join(","),
+        });
+        let flag_origins = (!self.cors_origin.is_empty()).then(|| self.cors_origin.join(","));
+        let cors_origins = match pick(flag_origins, "cors-origin", file_origins) {
+            None => defaults.cors_origins,
+            Some(raw) => raw
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(|origin| check_origin(origin).map_err(|why| raw.invalid(why)))
+                .collect::<Result<_, _>>()?,
+        };
+        let public_base_url = match pick(
+            self.public_base_url,
+            "public-base-url",
+            file.public_base_url,
+        ) {
+            None => None,
+            Some(raw) if is_http_url(&raw.value) => {
+                Some(raw.value.trim_end_matches('/').to_owned())
+            }
+            Some(raw) => return Err(raw.invalid("expected an http:// or https:// URL")),
+        };
+        let log_format = match pick(self.log_format, "log-format", file.log_format) {
+            None => defaults.log_format,
+            Some(raw) => match raw.value.as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                _ => return Err(raw.invalid("expected human or json")),
+            },
+        };
+        Ok(ServeConfig {
+            listen,
+            data_dir,
+            policy_dir,
+            policy_rescan,
+            tenants,
+            approval_ttl,
+            max_concurrent_workflows,
+            cors_origins,
+            public_base_url,
+            log_format,
+        })
+    }
+}
+
+impl Raw {
+    fn invalid(&self, expected: &str) -> ConfigError {
+        ConfigError(format!(
+            "invalid {} value {:?}: {expected}",
+            self.source, self.value
+        ))
+    }
+
+    fn duration(self) -> Result<Duration, ConfigError> {
+        parse_duration(&self.value).ok_or_else(|| {
+            self.invalid("expected a positive duration with a unit, like 30s, 15m or 24h")
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError(format!(
+            "cannot read config file {}: {error}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|error| {
+        let message = error.message().replace('\n', " ");
+        ConfigError(format!("invalid config file {}: {message}", path.display()))
+    })
+}
+
+/// `500ms`, `30s`, `15m`, `24h`, `7d`; zero is refused.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ms" => return (number > 0).then(|| Duration::from_millis(number)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    (number > 0).then(|| number.checked_mul(seconds).map(Duration::from_secs))?
+}
+
+/// An origin as a browser sends it: scheme and host (and port), no path.
+fn check_origin(origin: &str) -> Result<String, &'static str> {
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .ok_or("an origin looks like http://host:port (never *)")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '*']) {
+        return Err("an origin is a scheme and a host, like http://localhost:3000, with no path");
+    }
+    Ok(origin.to_owned())
+}
+
+fn is_http_url(url: &str) -> bool {
+    ["http://", "https://"].iter().any(|scheme| {
+        url.strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    use super::*;
+
+    fn resolve(args: ServeArgs, env: &[(&str, &str)]) -> Result<ServeConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        args.resolve(|name| env.get(name).cloned())
+    }
+
+    fn config_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(text.as_bytes()).expect("write");
+        file
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = resolve(ServeArgs::default(), &[]).expect("valid");
+        assert_eq!(config, ServeConfig::default());
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.policy_dir, PathBuf::from("./data/policies"));
+        assert_eq!(config.policy_rescan, Duration::from_secs(30));
+        assert_eq!(config.approval_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.cors_origins, ["http://localhost:3000"]);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let file = config_file(
+            "listen = \"127.0.0.1:1000\"\npolicy_rescan = \"5m\"\napproval_ttl = \"2h\"\n\
+             data_dir = \"/file\"\ncors_origin = [\"http://a.test\", \"https://b.test:8443\"]\n",
+        );
+        let args = ServeArgs {
+            config: Some(file.path().to_owned()),
+            listen: Some("127.0.0.1:3000".into()),
+            ..ServeArgs::default()
+        };
+        let env = [
+            ("WCP_LISTEN", "127.0.0.1:2000"),
+            ("WCP_POLICY_RESCAN", "10s"),
+        ];
+        let config = resolve(args, &env).expect("valid");
+        assert_eq!(config.listen.port(), 3000, "flag over env and file");
+        assert_eq!(
+            config.policy_rescan,
+            Duration::from_secs(10),
+            "env over file"
+        );
+        assert_eq!(
+            config.approval_ttl,
+            Duration::from_secs(7200),
+            "file over default"
+        );
+        assert_eq!(config.data_dir, PathBuf::from("/file"));
+        assert_eq!(
+            config.policy_dir,
+            PathBuf::from("/file/policies"),
+            "derived from data dir"
+        );
+        assert_eq!(
+            config.cors_origins,
+            ["http://a.test", "https://b.test:8443"]
+        );
+        assert_eq!(config.max_concurrent_workflows, None);
+    }
+
+    #[test]
+    fn the_config_file_can_come_from_the_environment() {
+        let file = config_file("max_concurrent_workflows = 7\nlog_format = \"json\"\n");
+        let path = file.path().to_string_lossy().into_owned();
+        let config = resolve(ServeArgs::default(), &[("WCP_CONFIG", &path)]).expect("valid");
+        assert_eq!(config.max_concurrent_workflows, Some(7));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn repeated_flags_and_comma_separated_env_origins() {
+        let args = ServeArgs {
+            cors_origin: vec!["http://one.test".into(), "http://two.test".into()],
+            ..ServeArgs::default()
+        };
+        assert_eq!(resolve(args, &[]).expect("valid").cors_origins.len(), 2);
+        let env = [("WCP_CORS_ORIGIN", "http://x.test, http://y.test")];
+        let config = resolve(ServeArgs::default(), &env).expect("valid");
+        assert_eq!(config.cors_origins, ["http://x.test", "http://y.test"]);
+    }
+
+    #[test]
+    fn durations_need_a_unit_and_must_be_positive() {
+        let cases = [
+            ("30s", Some(30)),
+            ("15m", Some(900)),
+            ("24h", Some(86_400)),
+            ("2d", Some(172_800)),
+            ("30", None),
+            ("0s", None),
+            ("-5s", None),
+            ("5 weeks", None),
+            ("", None),
+        ];
+        for (text, seconds) in cases {
+            assert_eq!(
+                parse_duration(text),
+                seconds.map(Duration::from_secs),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn bad_values_give_one_line_naming_the_setting_and_source() {
+        let file = config_file("listen = 5\n");
+        let typo = config_file("listn = \"x\"\n");
+        // (name, flags, environment, expected part of the message)
+        type Case = (
+            &'static str,
+            ServeArgs,
+            Vec<(&'static str, &'static str)>,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "bad listen flag",
+                ServeArgs {
+                    listen: Some("localhost".into()),
+                    ..Default::default()
+                },
+                vec![],
+                "invalid --listen value \"localhost\"",
+            ),
+            (
+                "bad env duration",
+                ServeArgs::default(),
+                vec![("WCP_APPROVAL_TTL", "tomorrow")],
+                "invalid --approval-ttl (from WCP_APPROVAL_TTL) value \"tomorrow\"",
+            ),
+            (
+                "zero workflows",
+                ServeArgs::default(),
+                vec![("WCP_MAX_CONCURRENT_WORKFLOWS", "0")],
+                "--max-concurrent-workflows",
+            ),
+            (
+                "wildcard origin",
+                ServeArgs {
+                    cors_origin: vec!["*".into()],
+                    ..Default::default()
+                },
+                vec![],
+                "--cors-origin",
+            ),
+            (
+                "origin with a path",
+                ServeArgs::default(),
+                vec![("WCP_CORS_ORIGIN", "http://a.test/")],
+                "--cors-origin (from WCP_CORS_ORIGIN)",
+            ),
+            (
+                "log format",
+                ServeArgs {
+                    log_format: Some("xml".into()),
+                    ..Default::default()
+                },
+                vec![],
+                "expected human or json",
+            ),
+            (
+                "public url",
+                ServeArgs {
+                    public_base_url: Some("ftp://x".into()),
+                    ..Default::default()
+                },
+                vec![],
+                "--public-base-url",
+            ),
+            (
+                "wrong type in the file",
+                ServeArgs {
+                    config: Some(file.path().to_owned()),
+                    ..Default::default()
+                },
+                vec![],
+                "invalid config file",
+            ),
+            (
+                "unknown key in the file",
+                ServeArgs {
+                    config: Some(typo.path().to_owned()),
+                    ..Default::default()
+                },
+                vec![],
+                "listn",
+            ),
+            (
+                "missing file",
+                ServeArgs {
+                    config: Some("/nonexistent/wcp.toml".into()),
+                    ..Default::default()
+                },
+                vec![],
+                "cannot read config file /nonexistent/wcp.toml",
+            ),
+        ];
+        for (name, args, env, needle) in cases {
+            let message = resolve(args, &env).expect_err(name).to_string();
+            assert!(message.contains(needle), "{name}: {message}");
+            assert!(!message.contains('\n'), "{name}: {message}");
+        }
+    }
+
+    #[test]
+    fn tenants_mode_is_refused_for_now() {
+        let args = ServeArgs {
+            tenants: Some("tenants.toml".into()),
+            ..Default::default()
+        };
+        let config = resolve(args, &[]).expect("accepted and stored");
+        assert_eq!(config.tenants, Some(PathBuf::from("tenants.toml")));
+        let message = config.check_supported().expect_err("refused").to_string();
+        assert!(message.contains("tenants mode"), "{message}");
+    }
+}

@@ -1,0 +1,90 @@
+//! Starting and stopping the server: runtime, first policy load, serving
+//! with graceful shutdown. Reads top to bottom in the order it happens.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::auth::Authenticator;
+use crate::config::{ConfigError, ServeConfig};
+use crate::policy_set::{PolicySet, Status};
+use crate::runtime::{PolicyRuntime, RuntimeConfig, RuntimeError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting this build cannot honour.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policy runtime did not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish. Policies load in the background; the
+/// `/api/v1/` routes answer 503 until they have.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.check_supported()?;
+    let runtime = PolicyRuntime::new(RuntimeConfig {
+        cache_dir: Some(config.data_dir.join("cache")),
+        ..RuntimeConfig::default()
+    })?;
+    let state = AppState::new(config, Arc::new(runtime), Authenticator::Community);
+
+    let loader = state.clone();
+    tokio::spawn(async move {
+        let dir = loader.config.policy_dir.clone();
+        load_policies(&loader, &dir).await;
+        loader.mark_ready();
+        tracing::info!("ready");
+    });
+
+    axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the policy directory (off the async executor: compiling is CPU
+/// work), logs a summary, and publishes the set.
+pub async fn load_policies(state: &AppState, dir: &Path) {
+    let runtime = Arc::clone(&state.runtime);
+    let previous = state.policies.load_full();
+    let path = dir.to_owned();
+    let loaded =
+        tokio::task::spawn_blocking(move || PolicySet::load(&runtime, &path, &previous)).await;
+    let set = match loaded {
+        Ok(set) => set,
+        Err(error) => {
+            tracing::error!(%error, "loading the policy directory failed; serving no policies");
+            PolicySet::default()
+        }
+    };
+    // `PolicySet::load` logs each policy as it loads or fails; this adds
+    // the summary.
+    let failed = set
+        .entries()
+        .iter()
+        .filter(|entry| entry.status == Status::Failed)
+        .count();
+    tracing::info!(
+        dir = %dir.display(),
+        total = set.entries().len(),
+        loaded = set.entries().len() - failed,
+        failed,
+        "policies loaded"
+    );
+    state.publish(set);
+}

@@ -1,0 +1,108 @@
+//! What can go wrong in the store, with enough context to act on.
+
+use std::path::PathBuf;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An offline tool was pointed at a directory or database that is not there.
+    #[error("{what} {path} does not exist")]
+    Missing {
+        /// `data directory` or `database`.
+        what: &'static str,
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// The database file could not be opened or configured.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer `wcp`; refusing beats corrupting it.
+    #[error(
+        "database {path} has schema version {found}, newer than the {supported} this wcp \
+         understands; run a newer wcp or restore a backup"
+    )]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this binary knows.
+        supported: i64,
+    },
+    /// A read-only open found a database no `wcp` has initialised.
+    #[error("database {path} has no wcp schema (version 0); start `wcp serve` on it first")]
+    NoSchema {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A migration failed; the database stays at its previous version.
+    #[error("cannot migrate database {path}: {source}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite_migration::Error,
+    },
+    /// A statement failed.
+    #[error("{context}: {source}")]
+    Sqlite {
+        /// What the store was doing.
+        context: &'static str,
+        /// Why it failed.
+        source: rusqlite::Error,
+    },
+    /// A stored value does not decode (e.g. JSON that is not JSON).
+    #[error("stored {what} is invalid: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A value cannot be stored as given (e.g. a chain other than the entry's tenant).
+    #[error("invalid {what}: {detail}")]
+    Invalid {
+        /// Which value.
+        what: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The batch this job ran in could not be committed, so its work is
+    /// gone even though the job itself succeeded.
+    #[error("commit failed, nothing of this write was kept: {0}")]
+    Commit(String),
+    /// The job panicked; its writes were rolled back.
+    #[error("store job panicked; its writes were rolled back")]
+    JobPanicked,
+    /// The writer thread could not be started.
+    #[error("cannot start the store's writer thread: {0}")]
+    WriterThread(std::io::Error),
+    /// The writer has stopped (the store is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Adds the "what was the store doing" context to a rusqlite result.
+pub trait SqlContext<T> {
+    /// Wraps an error as [`StoreError::Sqlite`] with `context`.
+    fn context(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
+    fn context(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { context, source })
+    }
+}

@@ -1,0 +1,245 @@
+//! The server end to end: `host::run` on a real socket, and `wcp serve` as
+//! a user starts and stops it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use host::config::ServeConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use wcp_test_artifacts as wasm;
+
+/// Sends raw HTTP/1.1 bytes and returns (status, body) once the server
+/// closes the connection.
+async fn exchange(address: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: wcp\r\nConnection: close\r\n\r\n");
+    exchange(address, request.as_bytes()).await
+}
+
+/// A POST whose body is sent chunked, with no declared length.
+async fn post_chunked(address: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: wcp\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(100_000) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    exchange(address, &request).await
+}
+
+fn install(dir: &Path, relative: &str, wasm: &str, manifest: &str) {
+    let path = dir.join(relative);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::copy(wasm, path.with_extension("wasm")).unwrap();
+    fs::write(path.with_extension("toml"), manifest).unwrap();
+}
+
+/// A dry-run body of exactly `size` bytes.
+fn body_of(size: usize) -> Vec<u8> {
+    let head = br#"{"step_type":"llm_call","model":"gpt-4o","step_input":{"pad":""#;
+    let mut body = head.to_vec();
+    body.resize(size - 3, b'x');
+    body.extend_from_slice(br#""}}"#);
+    body
+}
+
+#[tokio::test]
+async fn run_serves_over_tcp_and_finishes_in_flight_requests_on_shutdown() {
+    let data = tempfile::tempdir().unwrap();
+    let policies = data.path().join("policies");
+    install(
+        &policies,
+        "global/model-allowlist",
+        wasm::MODEL_ALLOWLIST,
+        "",
+    );
+    // Spins until its 800 ms deadline: a request that is in flight when
+    // shutdown starts.
+    install(
+        &policies,
+        "global/slow",
+        wasm::LOOP_FOREVER,
+        "timeout_ms = 800\n",
+    );
+    let config = ServeConfig {
+        data_dir: data.path().to_owned(),
+        policy_dir: policies,
+        ..ServeConfig::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(host::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let (status, body) = get(address, "/health").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"healthy""#), "{body}");
+
+    let mut ready = false;
+    for _ in 0..600 {
+        if get(address, "/ready").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the server never became ready");
+    assert!(
+        get(address, "/health")
+            .await
+            .1
+            .contains(r#""policies_loaded":2"#)
+    );
+
+    let uri = "/api/v1/policies/global/model-allowlist/evaluate";
+    let (status, body) = post_chunked(address, uri, &body_of(1_048_576)).await;
+    assert_eq!(status, 200, "chunked, exactly the limit: {body}");
+    let (status, body) = post_chunked(address, uri, &body_of(1_048_577)).await;
+    assert_eq!(status, 413, "chunked, one byte over: {body}");
+    assert!(body.contains(r#""limit_bytes":1048576"#), "{body}");
+
+    let slow = tokio::spawn(post_chunked(
+        address,
+        "/api/v1/policies/global/slow/evaluate",
+        br#"{"step_type":"llm_call"}"#,
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    let (status, body) = slow.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""kind":"timeout""#), "{body}");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "still listening"
+    );
+}
+
+fn wcp_serve(args: &[&str], data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wcp"));
+    command
+        .arg("serve")
+        .args(args)
+        .env("WCP_DATA_DIR", data)
+        .env_remove("WCP_LISTEN")
+        .env_remove("WCP_CONFIG")
+        .env_remove("WCP_TENANTS");
+    command
+}
+
+#[test]
+fn bad_settings_and_bind_failures_are_one_line_errors_with_exit_2() {
+    let data = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    // (name, flags, environment, expected part of the error line)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
+        (
+            "bad flag value",
+            vec!["--policy-rescan", "soon"],
+            vec![],
+            "invalid --policy-rescan value",
+        ),
+        (
+            "bad env value",
+            vec![],
+            vec![("WCP_LISTEN", "nowhere")],
+            "(from WCP_LISTEN)",
+        ),
+        (
+            "tenants mode",
+            vec!["--tenants", "t.toml"],
+            vec![],
+            "tenants mode",
+        ),
+        (
+            "address in use",
+            vec!["--listen", &taken],
+            vec![],
+            "cannot listen on",
+        ),
+    ];
+    for (name, args, env, needle) in cases {
+        let output = wcp_serve(&args, data.path()).envs(env).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}: {stderr}");
+        assert!(lines[0].contains(needle), "{name}: {stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn wcp_serve_logs_its_address_and_stops_cleanly_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = wcp_serve(
+        &["--listen", "127.0.0.1:0", "--log-format", "json"],
+        data.path(),
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("listening on http://127.0.0.1:"))
+        .expect("a listening line");
+    let json: serde_json::Value = serde_json::from_str(&listening).expect("a JSON log line");
+    assert!(
+        json["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("listening on")
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|line| line.contains("SIGTERM")), "{rest:?}");
+}
