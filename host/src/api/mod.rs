@@ -52,7 +52,9 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), allow_origin))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http())
+        // Request spans only: a 5xx is logged once, with its cause, where
+        // the handler builds it; the expected 503s of start-up are not errors.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }
 
