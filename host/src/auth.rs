@@ -167,6 +167,22 @@ impl Access for PolicyRead {
     const ROLES: &'static [Role] = &[Role::Member, Role::Admin];
 }
 
+/// Workflow writes: `member`.
+#[derive(Debug)]
+pub struct WorkflowWrite;
+
+impl Access for WorkflowWrite {
+    const ROLES: &'static [Role] = &[Role::Member];
+}
+
+/// Workflow reads: `member` or `approver`.
+#[derive(Debug)]
+pub struct WorkflowRead;
+
+impl Access for WorkflowRead {
+    const ROLES: &'static [Role] = &[Role::Member, Role::Approver];
+}
+
 /// A caller holding one of `A`'s roles. As an extractor it runs before the
 /// path and the body are read, keeping the contract's order (§1.8).
 #[derive(Debug)]

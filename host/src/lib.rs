@@ -17,8 +17,9 @@
 //!   writer, read-only readers, the audit chains in SQL.
 //! - [`audit`]: audit entries, their hash chain and its verification (no SQL).
 //! - [`config`]: `wcp serve` settings from flags, `WCP_*` environment and a TOML file.
-//! - [`server`]: startup (runtime, first policy load) and graceful shutdown; [`run`].
-//! - [`api`]: the HTTP edge: router, middleware, extractors, errors, ops and policy routes.
+//! - [`server`]: startup (runtime, store, first policy load) and graceful shutdown; [`run`].
+//! - [`api`]: the HTTP edge: router, middleware, extractors, errors, ops, policy,
+//!   workflow and step routes.
 //! - [`auth`]: who is calling: the community-mode authenticator, callers and roles.
 //! - [`clock`]: the API's timestamp format.
 //! - [`cli`]: the `wcp` command line.

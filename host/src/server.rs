@@ -1,4 +1,4 @@
-//! Starting and stopping the server: runtime, first policy load, serving
+//! Starting and stopping the server: runtime, store, first policy load, serving
 //! with graceful shutdown. Reads top to bottom in the order it happens.
 
 use std::future::Future;
@@ -12,6 +12,7 @@ use crate::auth::Authenticator;
 use crate::config::{ConfigError, ServeConfig};
 use crate::policy_set::{PolicySet, Status};
 use crate::runtime::{PolicyRuntime, RuntimeConfig, RuntimeError};
+use crate::store::{Store, StoreError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,9 @@ pub enum ServerError {
     /// The policy runtime did not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -40,7 +44,14 @@ pub async fn run(
         cache_dir: Some(config.data_dir.join("cache")),
         ..RuntimeConfig::default()
     })?;
-    let state = AppState::new(config, Arc::new(runtime), Authenticator::Community);
+    // The store opens (and migrates) before anything is served: every
+    // `/api/v1/` workflow route needs it, and a database that cannot be
+    // opened must stop the server, not answer 500s.
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await
+        .map_err(|error| std::io::Error::other(error.to_string()))??;
+    let state = AppState::new(config, Arc::new(runtime), Authenticator::Community, store);
 
     let loader = state.clone();
     tokio::spawn(async move {

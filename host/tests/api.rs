@@ -20,6 +20,7 @@ use host::auth::Authenticator;
 use host::config::ServeConfig;
 use host::policy_set::PolicySet;
 use host::runtime::{PolicyRuntime, RuntimeConfig};
+use host::store::Store;
 use wcp_test_artifacts as wasm;
 
 const LIMIT: usize = 1_048_576;
@@ -32,6 +33,8 @@ const GLOBEX: &str = "Basic Z2xvYmV4OnNlY3JldA==";
 struct Fixture {
     runtime: Arc<PolicyRuntime>,
     set: PolicySet,
+    store: Store,
+    _data: tempfile::TempDir,
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
@@ -64,9 +67,12 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     install("tenants/globex/secret-rule", wasm::ALLOW_ALL, None);
     let set = PolicySet::load(&runtime, dir.path(), &PolicySet::default());
     assert_eq!(set.serving_count(), 5, "{set:?}");
+    let data = tempfile::tempdir().unwrap();
     Fixture {
         runtime: Arc::new(runtime),
         set,
+        store: Store::open(data.path()).unwrap(),
+        _data: data,
     }
 });
 
@@ -75,6 +81,7 @@ fn state(ready: bool) -> AppState {
         ServeConfig::default(),
         Arc::clone(&FIXTURE.runtime),
         Authenticator::Community,
+        FIXTURE.store.clone(),
     );
     state.publish(FIXTURE.set.clone());
     if ready {
@@ -561,6 +568,15 @@ async fn openapi_is_3_1_and_matches_the_router() {
         ("GET", "/api/v1/policies"),
         ("GET", "/api/v1/policies/{scope}/{name}"),
         ("POST", "/api/v1/policies/{scope}/{name}/evaluate"),
+        ("POST", "/api/v1/workflows"),
+        ("GET", "/api/v1/workflows"),
+        ("GET", "/api/v1/workflows/{id}"),
+        ("POST", "/api/v1/workflows/{id}/complete"),
+        ("POST", "/api/v1/workflows/{id}/fail"),
+        ("POST", "/api/v1/workflows/{id}/abort"),
+        ("POST", "/api/v1/workflows/{id}/resume"),
+        ("POST", "/api/v1/workflows/{id}/steps/{step_id}/gate"),
+        ("POST", "/api/v1/workflows/{id}/steps/{step_id}/complete"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
@@ -572,12 +588,15 @@ async fn openapi_is_3_1_and_matches_the_router() {
     for (method, path) in &documented {
         let uri = path
             .replace("{scope}", "global")
-            .replace("{name}", "model-allowlist");
+            .replace("{name}", "model-allowlist")
+            .replace("{id}", "wf_missing")
+            .replace("{step_id}", "s1");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let answer = send(&app, request(method.clone(), &uri, None, Body::from("{}"))).await;
         assert!(
             !matches!(answer.status.as_u16(), 404 | 405)
-                || answer.json()["message"] == "Policy not found",
+                || answer.json()["message"] == "Policy not found"
+                || answer.json()["message"] == "Workflow not found",
             "{method} {uri}: {}",
             answer.status
         );

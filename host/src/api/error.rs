@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::gate::flow::{FlowError, Refusal};
 use crate::input::InputError;
 
 /// Seconds a client should wait before retrying a request refused while
@@ -40,6 +41,26 @@ pub enum ApiError {
     /// 405 `METHOD_NOT_ALLOWED` (the router adds `Allow`).
     #[error("Method not allowed")]
     MethodNotAllowed,
+    /// 409 with the code the state check chose (`WORKFLOW_TERMINAL`, …).
+    #[error("{message}")]
+    Conflict {
+        /// The contract's code.
+        code: &'static str,
+        /// The contract's message.
+        message: String,
+    },
+    /// 409 `IDEMPOTENCY_KEY_MISMATCH`, in the nested envelope the SDK reads.
+    #[error("idempotency_key does not match the key recorded on gate")]
+    KeyMismatch {
+        /// The workflow.
+        workflow_id: String,
+        /// The step.
+        step_id: String,
+        /// Recorded key, `""` when none.
+        expected: String,
+        /// Sent key, `""` when none.
+        received: String,
+    },
     /// 413 `REQUEST_TOO_LARGE`; nothing was read past the limit.
     #[error("request body exceeds {limit} bytes; nothing was {what}")]
     TooLarge {
@@ -77,6 +98,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } | ApiError::KeyMismatch { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,6 +114,8 @@ impl ApiError {
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::NotFound(_) | ApiError::RouteNotFound => "NOT_FOUND",
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::KeyMismatch { .. } => "IDEMPOTENCY_KEY_MISMATCH",
             ApiError::TooLarge { .. } => "REQUEST_TOO_LARGE",
             ApiError::NotReady => "NOT_READY",
             ApiError::Internal { .. } => "INTERNAL_ERROR",
@@ -101,6 +125,17 @@ impl ApiError {
     /// The envelope sent for this error.
     pub fn body(&self) -> Value {
         let code = self.code();
+        if let ApiError::KeyMismatch {
+            workflow_id,
+            step_id,
+            expected,
+            received,
+        } = self
+        {
+            return json!({"error": {"code": code, "message": self.to_string(), "details": {
+                "workflow_id": workflow_id, "step_id": step_id,
+                "expected_idempotency_key": expected, "received_idempotency_key": received}}});
+        }
         // As AxonFlow: these two codes are validation errors of one field.
         let error = match code {
             "INVALID_TRACE_ID" | "INVALID_TOOL_CONTEXT" => "validation_error".to_owned(),
@@ -111,6 +146,37 @@ impl ApiError {
             body["limit_bytes"] = json!(limit);
         }
         body
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound(message) => ApiError::NotFound(message),
+            Refusal::Conflict { code, message } => ApiError::Conflict { code, message },
+            Refusal::KeyMismatch {
+                workflow_id,
+                step_id,
+                expected,
+                received,
+            } => ApiError::KeyMismatch {
+                workflow_id,
+                step_id,
+                expected,
+                received,
+            },
+        }
+    }
+}
+
+impl ApiError {
+    /// A failed workflow write or read: its refusal, or a fault of
+    /// `operation`.
+    pub fn from_flow(operation: &'static str, error: FlowError) -> Self {
+        match error {
+            FlowError::Refused(refusal) => refusal.into(),
+            FlowError::Store(error) => ApiError::internal(operation, error),
+        }
     }
 }
 

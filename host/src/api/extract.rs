@@ -70,8 +70,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// Parses a whole body as JSON, refusing trailing data.
+/// Parses a whole body as a JSON object, refusing trailing data. Any other
+/// JSON value is refused too: serde would read an array as a struct.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{') {
+        return Err(ApiError::BadRequest(
+            "Invalid request body: expected a JSON object".into(),
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|error| ApiError::BadRequest(format!("Invalid request body: {error}")))
 }

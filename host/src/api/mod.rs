@@ -11,15 +11,20 @@
 //! - `routes`: [`Routes`], registration from `#[utoipa::path]`.
 //! - `metrics`: the Prometheus series. `ops`: `/health`, `/ready`, `/metrics`.
 //! - `policies`: policy list, get, dry run. `openapi`: `/openapi.json`.
+//! - `workflows`: create, get, list. `lifecycle`: complete, fail, abort,
+//!   resume. `steps`: the gate and the step complete.
 
 mod error;
 pub mod extract;
+mod lifecycle;
 mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod policies;
 mod routes;
 mod state;
+mod steps;
+pub mod workflows;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -38,6 +43,7 @@ pub use state::AppState;
 /// Every route, with the documented operations it serves.
 pub fn routes(state: &AppState) -> Routes {
     let api_v1 = policies::routes()
+        .merge(workflows::routes())
         .map_router(|router| router.route_layer(from_fn_with_state(state.clone(), require_ready)));
     ops::routes().merge(openapi::routes()).merge(api_v1)
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{Routes, ops, policies};
+use super::{Routes, lifecycle, ops, policies, steps, workflows};
 
 /// The error envelope (contract §1.5).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -36,11 +36,21 @@ pub struct ErrorBody {
         policies::list_policies,
         policies::get_policy,
         policies::evaluate_policy,
+        workflows::create_workflow,
+        workflows::list_workflows,
+        workflows::get_workflow,
+        lifecycle::complete_workflow,
+        lifecycle::fail_workflow,
+        lifecycle::abort_workflow,
+        lifecycle::resume_workflow,
+        steps::gate_step,
+        steps::complete_step,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "ops", description = "Health, readiness, metrics, this document"),
         (name = "policies", description = "Policies visible to the caller, and dry runs"),
+        (name = "workflows", description = "Workflows, their steps and gates"),
     )
 )]
 pub struct ApiDoc;

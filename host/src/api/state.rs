@@ -1,16 +1,21 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwap;
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
 use super::{ApiError, Metrics};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::policy_set::PolicySet;
 use crate::runtime::PolicyRuntime;
+use crate::store::Store;
+
+/// One lock per workflow with a gate in flight.
+type GateLocks = Arc<Mutex<HashMap<String, Weak<AsyncMutex<()>>>>>;
 
 /// Shared state of the HTTP edge. Cloning is cheap: every field is shared.
 #[derive(Debug, Clone)]
@@ -29,13 +34,24 @@ pub struct AppState {
     pub metrics: Metrics,
     /// How callers are identified.
     pub auth: Arc<Authenticator>,
+    /// Workflows, steps, checkpoints and audit.
+    pub store: Store,
     /// Bounds policy evaluations running at once to the number of cores.
     evaluations: Arc<Semaphore>,
+    /// Serialises the gates of one workflow (contract §4.1), so concurrent
+    /// first gates of a step run the policies once.
+    gate_locks: GateLocks,
 }
 
 impl AppState {
-    /// State over `runtime`, with an empty policy set and not yet ready.
-    pub fn new(config: ServeConfig, runtime: Arc<PolicyRuntime>, auth: Authenticator) -> Self {
+    /// State over `runtime` and `store`, with an empty policy set and not
+    /// yet ready.
+    pub fn new(
+        config: ServeConfig,
+        runtime: Arc<PolicyRuntime>,
+        auth: Authenticator,
+        store: Store,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         AppState {
             runtime,
@@ -44,8 +60,31 @@ impl AppState {
             config: Arc::new(config),
             metrics: Metrics::new(),
             auth: Arc::new(auth),
+            store,
             evaluations: Arc::new(Semaphore::new(cores)),
+            gate_locks: GateLocks::default(),
         }
+    }
+
+    /// Waits for and holds the gate lock of `workflow_id`. Locks nobody
+    /// holds are dropped with their last guard.
+    pub async fn lock_gates(&self, workflow_id: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .gate_locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match locks.get(workflow_id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    locks.retain(|_, lock| lock.strong_count() > 0);
+                    let lock = Arc::new(AsyncMutex::new(()));
+                    locks.insert(workflow_id.to_owned(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 
     /// Whether `/ready` answers 200.

@@ -5,11 +5,17 @@
 //!   [`PolicyRun`] per policy.
 //! - `combine`: fold the runs into the gate's decision and reason
 //!   (contract §4.2).
+//! - `flow`: the rules of §4.1 as plain functions (ids, refusals, checks,
+//!   cached answers, `retry_context`).
+//! - `record`: §4.1 against the store: the pre-check and the one
+//!   transaction recording a gate, its checkpoint and audit entry.
 //!
 //! [`PolicySet`]: crate::policy_set::PolicySet
 
 mod combine;
 mod evaluate;
+pub mod flow;
+pub mod record;
 
 pub use combine::{Combined, combine};
 pub use evaluate::{Action, PolicyRun, RunError, RunErrorKind, evaluate_policies, run_policy};

@@ -5,6 +5,7 @@
 //! - `writer`: the one writer thread and its group commit.
 //! - `readers`: the pool of read-only connections.
 //! - [`audit`]: the audit chains in SQL.
+//! - [`workflows`], [`steps`]: workflows, steps and checkpoints in SQL.
 //! - `error`: [`StoreError`].
 //!
 //! Writes go through [`Store::submit`] / [`Store::submit_async`] as jobs on
@@ -21,6 +22,8 @@ pub mod audit;
 mod error;
 mod migrations;
 mod readers;
+pub mod steps;
+pub mod workflows;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,306 @@
+//! Step routes (contract §2.4, §2.5): the gate and the step complete.
+//!
+//! A gate holds its workflow's gate lock from the first read to the commit,
+//! so gates of one workflow are serialised (§4.1) and ten concurrent first
+//! gates of a step run the policies once. Policies run outside the database
+//! transaction, on one policy-set snapshot; the transaction checks the
+//! state again before writing.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::extract::{ApiPath, CappedBody, parse_json};
+use super::workflows::WORKFLOW_NOT_FOUND;
+use super::{ApiError, AppState, Routes};
+use crate::audit::{AuditKind, AuditRecord};
+use crate::auth::{Authorized, WorkflowWrite};
+use crate::clock;
+use crate::gate::flow::{self, FlowError, Refusal, RetryContext};
+use crate::gate::record::{self, GateCall};
+use crate::gate::{combine, evaluate_policies};
+use crate::input::{GateBody, InputError};
+use crate::store::audit;
+use crate::store::steps::{find_step, save_step};
+use crate::store::workflows::{add_totals, find_workflow};
+use crate::verdict::Verdict;
+
+const GATE_FAILED: &str = "Failed to evaluate step gate";
+const COMPLETE_FAILED: &str = "Failed to complete step";
+
+/// The answer of a gate (contract §2.4).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GateAnswer {
+    /// `allow`, `block` or `require_approval`.
+    #[schema(value_type = String)]
+    pub decision: Verdict,
+    /// The step.
+    pub step_id: String,
+    /// `dec_<workflow_id>_<step_id>`.
+    pub decision_id: String,
+    /// Why.
+    pub reason: String,
+    /// Policies that did not allow.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_ids: Vec<String>,
+    /// The hold, for `require_approval` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// Where to approve it, when a public base URL is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_url: Option<String>,
+    /// One entry per policy run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub policies_evaluated: Vec<Value>,
+    /// The entries that did not allow.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub policies_matched: Vec<Value>,
+    /// Answered from the stored decision.
+    pub cached: bool,
+    /// `fresh` or `cached`.
+    pub decision_source: &'static str,
+    /// The step's history.
+    #[schema(value_type = Object)]
+    pub retry_context: RetryContext,
+}
+
+/// `step_id`: 1-255 bytes (contract §1.3).
+fn check_step_id(step_id: &str) -> Result<(), ApiError> {
+    if step_id.is_empty() || step_id.len() > 255 {
+        return Err(ApiError::BadRequest(
+            "step_id must be at most 255 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn array(value: &Value) -> Vec<Value> {
+    value.as_array().cloned().unwrap_or_default()
+}
+
+/// POST /api/v1/workflows/{id}/steps/{step_id}/gate
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/gate", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"),
+           ("step_id" = String, Path, description = "Step id, 1-255 bytes"),
+           ("include_prior_output" = Option<bool>, Query, description = "`true` fills `retry_context.prior_output`")),
+    request_body(content = Object, description = "The gate body (`step_type` required)"),
+    responses(
+        (status = 200, description = "The decision", body = GateAnswer),
+        (status = 400, description = "Invalid body or step id", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
+        (status = 409, description = "Terminal, key or input mismatch, approval hold or pending", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over 1048576 bytes", body = super::openapi::ErrorBody),
+    ))]
+pub async fn gate_step(
+    Authorized(caller, _): Authorized<WorkflowWrite>,
+    State(state): State<AppState>,
+    ApiPath((workflow_id, step_id)): ApiPath<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Result<CappedBody, ApiError>,
+) -> Result<Json<GateAnswer>, ApiError> {
+    check_step_id(&step_id)?;
+    let CappedBody(body) = body.map_err(|error| match error {
+        ApiError::TooLarge { limit, .. } => ApiError::TooLarge {
+            limit,
+            what: "gated or run",
+        },
+        other => other,
+    })?;
+    let gate = parse_json::<GateBody>(&body)?.validate()?;
+    let include_output = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "include_prior_output=true"));
+    let call = GateCall {
+        tenant: caller.tenant,
+        org: caller.org,
+        actor: caller.actor,
+        workflow_id,
+        step_id,
+        gate,
+        approval_ttl: state.config.approval_ttl,
+    };
+
+    let _serialised = state.lock_gates(&call.workflow_id).await;
+    let seen = call.clone();
+    let view = state
+        .store
+        .read_async(move |conn| Ok(record::view(conn, &seen)))
+        .await
+        .map_err(|error| ApiError::internal(GATE_FAILED, error))?
+        .map_err(|error| ApiError::from_flow(GATE_FAILED, error))?;
+    let fresh = if view.cached {
+        None
+    } else {
+        let input = record::policy_input(&view, &call);
+        let set = state.policies.load_full();
+        let tenant = call.tenant.clone();
+        let runs = state
+            .run_blocking(GATE_FAILED, move |runtime| {
+                evaluate_policies(runtime, &set, &tenant, &input)
+            })
+            .await?;
+        for run in &runs {
+            state.metrics.policy_run(run);
+        }
+        Some(combine(runs))
+    };
+    let job_call = call.clone();
+    let recorded = state
+        .store
+        .submit_async(move |tx| record::record(tx, &job_call, fresh))
+        .await
+        .map_err(|error| ApiError::from_flow(GATE_FAILED, error))?;
+
+    let step = &recorded.step;
+    let holds = recorded.decision == Verdict::RequireApproval;
+    let approval_id = step.approval_id.clone().filter(|_| holds);
+    let approval_url = match (&state.config.public_base_url, holds) {
+        (Some(base), true) => Some(format!(
+            "{base}/workflows/{}/steps/{}/approve",
+            call.workflow_id, call.step_id
+        )),
+        _ => None,
+    };
+    Ok(Json(GateAnswer {
+        decision: recorded.decision,
+        step_id: call.step_id.clone(),
+        decision_id: flow::decision_id(&call.workflow_id, &call.step_id),
+        reason: recorded.reason.clone(),
+        policy_ids: record::policy_ids(&step.policies_matched),
+        approval_id,
+        approval_url,
+        policies_evaluated: array(&step.policies_evaluated),
+        policies_matched: array(&step.policies_matched),
+        cached: recorded.cached,
+        decision_source: if recorded.cached { "cached" } else { "fresh" },
+        retry_context: RetryContext::of(step, recorded.first_gate, include_output),
+    }))
+}
+
+/// The optional body of a step complete.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CompleteBody {
+    output: Option<Map<String, Value>>,
+    tokens_in: Option<i64>,
+    tokens_out: Option<i64>,
+    cost_usd: Option<f64>,
+    idempotency_key: Option<String>,
+}
+
+fn non_negative(field: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
+    value
+        .map(|value| {
+            u64::try_from(value).map_err(|_| ApiError::BadRequest(format!("{field} must be >= 0")))
+        })
+        .transpose()
+}
+
+/// POST /api/v1/workflows/{id}/steps/{step_id}/complete
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/complete", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"),
+           ("step_id" = String, Path, description = "Step id")),
+    request_body(content = Object, description = "Optional `output`, usage and `idempotency_key`"),
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 400, description = "Invalid body or step id", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown workflow or step", body = super::openapi::ErrorBody),
+        (status = 409, description = "Idempotency key mismatch", body = Object),
+    ))]
+pub async fn complete_step(
+    Authorized(caller, _): Authorized<WorkflowWrite>,
+    State(state): State<AppState>,
+    ApiPath((workflow_id, step_id)): ApiPath<(String, String)>,
+    body: Result<CappedBody, ApiError>,
+) -> Result<StatusCode, ApiError> {
+    check_step_id(&step_id)?;
+    let CappedBody(body) = body?;
+    let body: CompleteBody = if body.is_empty() {
+        CompleteBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let tokens_in = non_negative("tokens_in", body.tokens_in)?;
+    let tokens_out = non_negative("tokens_out", body.tokens_out)?;
+    if body
+        .cost_usd
+        .is_some_and(|cost| !cost.is_finite() || cost < 0.0)
+    {
+        return Err(ApiError::BadRequest("cost_usd must be >= 0".into()));
+    }
+    let key = body.idempotency_key.filter(|key| !key.is_empty());
+    if key.as_ref().is_some_and(|key| key.chars().count() > 255) {
+        return Err(ApiError::Input(InputError {
+            code: "BAD_REQUEST",
+            message: "idempotency_key must be at most 255 characters".into(),
+        }));
+    }
+    let (output, cost_usd) = (body.output, body.cost_usd);
+    state
+        .store
+        .submit_async(move |tx| -> Result<(), FlowError> {
+            find_workflow(tx, &workflow_id, &caller.tenant, &caller.org)?
+                .ok_or(Refusal::NotFound(WORKFLOW_NOT_FOUND))?;
+            let mut step = find_step(tx, &workflow_id, &step_id)?
+                .ok_or(Refusal::NotFound("Step not found"))?;
+            flow::check_key(&step, key.as_deref())?;
+            let now = clock::now_rfc3339();
+            step.completion_count += 1;
+            step.completed_at = Some(now.clone());
+            if let Some(output) = output {
+                step.output = Some(Value::Object(output));
+            }
+            step.tokens_in = tokens_in.or(step.tokens_in);
+            step.tokens_out = tokens_out.or(step.tokens_out);
+            step.cost_usd = cost_usd.or(step.cost_usd);
+            save_step(tx, &step)?;
+            add_totals(
+                tx,
+                &workflow_id,
+                tokens_in.unwrap_or(0),
+                tokens_out.unwrap_or(0),
+                cost_usd.unwrap_or(0.0),
+            )?;
+            let mut details = Map::new();
+            details.insert("completion_count".into(), json!(step.completion_count));
+            for (field, value) in [
+                ("tokens_in", tokens_in.map(|v| json!(v))),
+                ("tokens_out", tokens_out.map(|v| json!(v))),
+                ("cost_usd", cost_usd.map(|v| json!(v))),
+            ] {
+                if let Some(value) = value {
+                    details.insert(field.into(), value);
+                }
+            }
+            details.insert("idempotency_key".into(), json!(key.unwrap_or_default()));
+            let record = AuditRecord {
+                at: now,
+                tenant: caller.tenant.clone(),
+                org: caller.org.clone(),
+                actor: caller.actor.clone(),
+                kind: AuditKind::StepCompleted.as_str().into(),
+                workflow_id: Some(workflow_id.clone()),
+                step_id: Some(step_id.clone()),
+                decision: None,
+                reason: None,
+                details,
+            };
+            audit::append(tx, &caller.tenant, record)?;
+            Ok(())
+        })
+        .await
+        .map_err(|error| ApiError::from_flow(COMPLETE_FAILED, error))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The step routes.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route::<__path_gate_step, _, _>(gate_step)
+        .route::<__path_complete_step, _, _>(complete_step)
+}

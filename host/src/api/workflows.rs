@@ -1,0 +1,299 @@
+//! Workflow routes, registration and reads (contract §2.1-2.3): create,
+//! get (with its steps), list. Another tenant's or org's workflow answers
+//! exactly as a missing one.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::extract::{ApiJson, ApiPath};
+use super::{ApiError, AppState, Routes, lifecycle, steps};
+use crate::audit::{AuditKind, AuditRecord};
+use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
+use crate::clock;
+use crate::input::InputError;
+use crate::store::steps::{StepRow, list_steps};
+use crate::store::workflows::{WorkflowFilter, WorkflowRow, find_workflow, insert_workflow};
+use crate::store::{StoreError, audit, workflows};
+
+/// The 404 of a missing or foreign workflow.
+pub const WORKFLOW_NOT_FOUND: &str = "Workflow not found";
+/// Default and largest page of the list (contract §2.3).
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+
+/// The body of `POST /api/v1/workflows`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CreateBody {
+    workflow_name: Option<String>,
+    source: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    trace_id: Option<String>,
+}
+
+fn too_long(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(value) if value.chars().count() > max => Err(ApiError::BadRequest(format!(
+            "{field} must be at most {max} characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// POST /api/v1/workflows
+#[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows",
+    request_body(content = Object, description = "`workflow_name`, `source`, `metadata`, `trace_id`"),
+    responses(
+        (status = 201, description = "Registered, in progress", body = Object),
+        (status = 400, description = "Invalid body", body = super::openapi::ErrorBody),
+    ))]
+pub async fn create_workflow(
+    Authorized(caller, _): Authorized<WorkflowWrite>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let workflow_name = body
+        .workflow_name
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("workflow_name is required".into()))?;
+    too_long("workflow_name", Some(&workflow_name), 255)?;
+    too_long("source", body.source.as_deref(), 100)?;
+    if body
+        .trace_id
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > 255)
+    {
+        return Err(ApiError::Input(InputError {
+            code: "INVALID_TRACE_ID",
+            message: "trace_id exceeds maximum length of 255 characters".into(),
+        }));
+    }
+    let now = clock::now_rfc3339();
+    let row = WorkflowRow {
+        workflow_id: format!("wf_{}", Uuid::new_v4()),
+        tenant: caller.tenant.clone(),
+        org: caller.org.clone(),
+        workflow_name,
+        source: body
+            .source
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "external".into()),
+        status: "in_progress".into(),
+        current_step_index: 0,
+        total_steps: None,
+        trace_id: body.trace_id.filter(|t| !t.is_empty()),
+        metadata: Value::Object(body.metadata.unwrap_or_default()),
+        failure_reason: None,
+        abort_reason: None,
+        total_cost_usd: 0.0,
+        total_tokens_in: 0,
+        total_tokens_out: 0,
+        started_at: now.clone(),
+        completed_at: None,
+    };
+    let mut details = Map::new();
+    details.insert("workflow_name".into(), json!(row.workflow_name));
+    details.insert("source".into(), json!(row.source));
+    if let Some(trace_id) = &row.trace_id {
+        details.insert("trace_id".into(), json!(trace_id));
+    }
+    let record = AuditRecord {
+        at: now.clone(),
+        tenant: caller.tenant.clone(),
+        org: caller.org.clone(),
+        actor: caller.actor.clone(),
+        kind: AuditKind::WorkflowCreated.as_str().into(),
+        workflow_id: Some(row.workflow_id.clone()),
+        step_id: None,
+        decision: None,
+        reason: None,
+        details,
+    };
+    let stored = row.clone();
+    state
+        .store
+        .submit_async(move |tx| -> Result<(), StoreError> {
+            insert_workflow(tx, &stored)?;
+            audit::append(tx, &stored.tenant, record)?;
+            Ok(())
+        })
+        .await
+        .map_err(|error| ApiError::internal("Failed to create workflow", error))?;
+    let mut answer = json!({
+        "workflow_id": row.workflow_id, "workflow_name": row.workflow_name,
+        "source": row.source, "status": row.status, "created_at": now, "started_at": now,
+    });
+    if let Some(trace_id) = row.trace_id {
+        answer["trace_id"] = json!(trace_id);
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// GET /api/v1/workflows/{id}
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses(
+        (status = 200, description = "The workflow with its steps", body = Object),
+        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_workflow(
+    Authorized(caller, _): Authorized<WorkflowRead>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let found = state
+        .store
+        .read_async(move |conn| {
+            let Some(row) = find_workflow(conn, &id, &caller.tenant, &caller.org)? else {
+                return Ok(None);
+            };
+            let steps = list_steps(conn, &id)?;
+            Ok(Some((row, steps)))
+        })
+        .await
+        .map_err(|error| ApiError::internal("Failed to get workflow", error))?;
+    let (row, steps) = found.ok_or(ApiError::NotFound(WORKFLOW_NOT_FOUND))?;
+    let mut object = workflow_object(&row);
+    if !steps.is_empty() {
+        object["steps"] = Value::Array(steps.iter().map(step_entry).collect());
+    }
+    Ok(Json(object))
+}
+
+/// GET /api/v1/workflows
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows",
+    params(("limit" = Option<u32>, Query, description = "1-100, default 20"),
+           ("offset" = Option<u64>, Query, description = "Default 0"),
+           ("status" = Option<String>, Query, description = "Exact status"),
+           ("source" = Option<String>, Query, description = "Exact source"),
+           ("trace_id" = Option<String>, Query, description = "Exact trace id")),
+    responses(
+        (status = 200, description = "A page of the caller's workflows, newest first", body = Object),
+        (status = 400, description = "Bad limit or offset", body = super::openapi::ErrorBody),
+    ))]
+pub async fn list_workflows(
+    Authorized(caller, _): Authorized<WorkflowRead>,
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query
+        .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => match text.parse::<u64>() {
+            Ok(limit) if limit >= 1 => {
+                u32::try_from(limit.min(u64::from(MAX_LIMIT))).unwrap_or(MAX_LIMIT)
+            }
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "limit must be a positive integer".into(),
+                ));
+            }
+        },
+    };
+    let offset = match query.get("offset") {
+        None => 0,
+        Some(text) => text
+            .parse::<u64>()
+            .map_err(|_| ApiError::BadRequest("offset must be a non-negative integer".into()))?,
+    };
+    let filter = WorkflowFilter {
+        status: query.get("status").cloned(),
+        source: query.get("source").cloned(),
+        trace_id: query.get("trace_id").cloned(),
+        limit,
+        offset,
+    };
+    let (rows, total) = state
+        .store
+        .read_async(move |conn| {
+            workflows::list_workflows(conn, &caller.tenant, &caller.org, &filter)
+        })
+        .await
+        .map_err(|error| ApiError::internal("Failed to list workflows", error))?;
+    let has_more = offset.saturating_add(rows.len() as u64) < total;
+    let workflows: Vec<Value> = rows.iter().map(workflow_object).collect();
+    Ok(Json(json!({
+        "workflows": workflows, "total": total, "limit": limit, "offset": offset,
+        "has_more": has_more,
+    })))
+}
+
+/// The workflow object of §2.2, without `steps`.
+fn workflow_object(row: &WorkflowRow) -> Value {
+    let mut object = json!({
+        "workflow_id": row.workflow_id, "workflow_name": row.workflow_name,
+        "source": row.source, "status": row.status,
+        "current_step_index": row.current_step_index, "started_at": row.started_at,
+        "metadata": row.metadata, "total_cost_usd": row.total_cost_usd,
+        "total_tokens_in": row.total_tokens_in, "total_tokens_out": row.total_tokens_out,
+    });
+    if row.is_terminal() {
+        object["total_steps"] = json!(row.total_steps);
+        object["completed_at"] = json!(row.completed_at);
+    }
+    for (key, value) in [
+        ("trace_id", &row.trace_id),
+        ("failure_reason", &row.failure_reason),
+        ("abort_reason", &row.abort_reason),
+    ] {
+        if let Some(value) = value {
+            object[key] = json!(value);
+        }
+    }
+    object
+}
+
+/// A step entry of §2.2. An expired hold is sent as `rejected` plus
+/// `approval_expired`, because SDK 9.5.0 raises on `expired`.
+fn step_entry(step: &StepRow) -> Value {
+    let mut entry = json!({
+        "step_id": step.step_id, "step_index": step.step_index, "step_type": step.step_type,
+        "decision": step.decision, "gate_checked_at": step.gate_checked_at,
+        "gate_count": step.gate_count, "completion_count": step.completion_count,
+    });
+    let optional = [
+        ("step_name", step.step_name.as_ref().map(|v| json!(v))),
+        (
+            "decision_reason",
+            step.decision_reason.as_ref().map(|v| json!(v)),
+        ),
+        ("approved_by", step.approved_by.as_ref().map(|v| json!(v))),
+        ("approved_at", step.approved_at.as_ref().map(|v| json!(v))),
+        ("completed_at", step.completed_at.as_ref().map(|v| json!(v))),
+        ("tokens_in", step.tokens_in.map(|v| json!(v))),
+        ("tokens_out", step.tokens_out.map(|v| json!(v))),
+        ("cost_usd", step.cost_usd.map(|v| json!(v))),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            entry[key] = value;
+        }
+    }
+    match step.approval_status.as_deref() {
+        Some("expired") => {
+            entry["approval_status"] = json!("rejected");
+            entry["approval_expired"] = json!(true);
+        }
+        Some(status) => entry["approval_status"] = json!(status),
+        None => {}
+    }
+    entry
+}
+
+/// The workflow routes.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route::<__path_create_workflow, _, _>(create_workflow)
+        .route::<__path_list_workflows, _, _>(list_workflows)
+        .route::<__path_get_workflow, _, _>(get_workflow)
+        .merge(lifecycle::routes())
+        .merge(steps::routes())
+}

@@ -1,0 +1,351 @@
+//! Workflow steps and their checkpoints in SQL (contract §2.4, §2.5,
+//! §2.13, §4.1). A step is read whole, changed by the domain, and written
+//! back whole, so one upsert serves first gates, cached re-gates,
+//! reevaluations and step completes.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde_json::Value;
+
+use super::error::{SqlContext, StoreError};
+use crate::verdict::Verdict;
+
+/// One row of `workflow_steps`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    /// Owning workflow.
+    pub workflow_id: String,
+    /// Caller's step id.
+    pub step_id: String,
+    /// Position, from 1.
+    pub step_index: u32,
+    /// Step type of the first gate.
+    pub step_type: String,
+    /// Step name.
+    pub step_name: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Provider.
+    pub provider: Option<String>,
+    /// Step input object.
+    pub step_input: Value,
+    /// Tool context object.
+    pub tool_context: Option<Value>,
+    /// Key recorded by the first gate that sent one.
+    pub idempotency_key: Option<String>,
+    /// Gate estimate.
+    pub estimated_tokens_in: Option<u64>,
+    /// Gate estimate.
+    pub estimated_tokens_out: Option<u64>,
+    /// Gate estimate.
+    pub estimated_cost_usd: Option<f64>,
+    /// Stored decision.
+    pub decision: Verdict,
+    /// Stored reason.
+    pub decision_reason: Option<String>,
+    /// `policies_evaluated` array.
+    pub policies_evaluated: Value,
+    /// `policies_matched` array.
+    pub policies_matched: Value,
+    /// Decision before the last gate.
+    pub last_decision: Verdict,
+    /// Gate calls.
+    pub gate_count: u32,
+    /// First gate.
+    pub first_attempt_at: String,
+    /// Last gate.
+    pub gate_checked_at: String,
+    /// `pending`, `approved`, `rejected`, `expired`.
+    pub approval_status: Option<String>,
+    /// Current hold's id.
+    pub approval_id: Option<String>,
+    /// Holds so far.
+    pub approval_count: u32,
+    /// Current hold's start.
+    pub approval_requested_at: Option<String>,
+    /// Current hold's expiry.
+    pub expires_at: Option<String>,
+    /// Approver, rejector or `system:auto-expired`.
+    pub approved_by: Option<String>,
+    /// When it was decided.
+    pub approved_at: Option<String>,
+    /// Approver's comment.
+    pub approval_comment: Option<String>,
+    /// Step completes.
+    pub completion_count: u32,
+    /// Last step complete.
+    pub completed_at: Option<String>,
+    /// Last step-complete output.
+    pub output: Option<Value>,
+    /// Last step-complete usage.
+    pub tokens_in: Option<u64>,
+    /// Last step-complete usage.
+    pub tokens_out: Option<u64>,
+    /// Last step-complete cost.
+    pub cost_usd: Option<f64>,
+}
+
+const COLUMNS: &str = "workflow_id, step_id, step_index, step_type, step_name, model, provider, \
+    step_input, tool_context, idempotency_key, estimated_tokens_in, estimated_tokens_out, \
+    estimated_cost_usd, decision, decision_reason, policies_evaluated, policies_matched, \
+    last_decision, gate_count, first_attempt_at, gate_checked_at, approval_status, approval_id, \
+    approval_count, approval_requested_at, expires_at, approved_by, approved_at, \
+    approval_comment, completion_count, completed_at, output, tokens_in, tokens_out, cost_usd";
+
+/// Number of columns in [`COLUMNS`].
+const WIDTH: usize = 35;
+
+fn json(text: &str, what: &'static str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        what,
+        detail: error.to_string(),
+    })
+}
+
+fn verdict(text: &str) -> Result<Verdict, StoreError> {
+    text.parse().map_err(|detail| StoreError::Corrupt {
+        what: "step decision",
+        detail,
+    })
+}
+
+fn col<T: rusqlite::types::FromSql>(row: &Row, index: usize) -> Result<T, StoreError> {
+    row.get(index).context("reading a step")
+}
+
+/// A non-negative integer column (SQLite has only signed integers).
+fn unsigned(row: &Row, index: usize) -> Result<Option<u64>, StoreError> {
+    let value: Option<i64> = col(row, index)?;
+    Ok(value.map(|value| u64::try_from(value).unwrap_or(0)))
+}
+
+/// A count as SQLite stores it.
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn decode(row: &Row) -> Result<StepRow, StoreError> {
+    let text =
+        |index: usize| -> Result<String, StoreError> { row.get(index).context("reading a step") };
+    let opt_json = |index: usize, what| -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = row.get(index).context("reading a step")?;
+        text.map(|text| json(&text, what)).transpose()
+    };
+    Ok(StepRow {
+        workflow_id: col(row, 0)?,
+        step_id: col(row, 1)?,
+        step_index: col(row, 2)?,
+        step_type: col(row, 3)?,
+        step_name: col(row, 4)?,
+        model: col(row, 5)?,
+        provider: col(row, 6)?,
+        step_input: json(&text(7)?, "step input")?,
+        tool_context: opt_json(8, "tool context")?,
+        idempotency_key: col(row, 9)?,
+        estimated_tokens_in: unsigned(row, 10)?,
+        estimated_tokens_out: unsigned(row, 11)?,
+        estimated_cost_usd: col(row, 12)?,
+        decision: verdict(&text(13)?)?,
+        decision_reason: col(row, 14)?,
+        policies_evaluated: json(&text(15)?, "policies evaluated")?,
+        policies_matched: json(&text(16)?, "policies matched")?,
+        last_decision: verdict(&text(17)?)?,
+        gate_count: col(row, 18)?,
+        first_attempt_at: col(row, 19)?,
+        gate_checked_at: col(row, 20)?,
+        approval_status: col(row, 21)?,
+        approval_id: col(row, 22)?,
+        approval_count: col(row, 23)?,
+        approval_requested_at: col(row, 24)?,
+        expires_at: col(row, 25)?,
+        approved_by: col(row, 26)?,
+        approved_at: col(row, 27)?,
+        approval_comment: col(row, 28)?,
+        completion_count: col(row, 29)?,
+        completed_at: col(row, 30)?,
+        output: opt_json(31, "step output")?,
+        tokens_in: unsigned(row, 32)?,
+        tokens_out: unsigned(row, 33)?,
+        cost_usd: col(row, 34)?,
+    })
+}
+
+/// The step `step_id` of `workflow_id`, if it was ever gated.
+pub fn find_step(
+    conn: &Connection,
+    workflow_id: &str,
+    step_id: &str,
+) -> Result<Option<StepRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM workflow_steps WHERE workflow_id = ?1 AND step_id = ?2"
+        ))
+        .context("reading a step")?;
+    let mut rows = stmt
+        .query(params![workflow_id, step_id])
+        .context("reading a step")?;
+    match rows.next().context("reading a step")? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every step of a workflow, by `step_index`.
+pub fn list_steps(conn: &Connection, workflow_id: &str) -> Result<Vec<StepRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM workflow_steps WHERE workflow_id = ?1 ORDER BY step_index"
+        ))
+        .context("listing steps")?;
+    let mut rows = stmt.query([workflow_id]).context("listing steps")?;
+    let mut steps = Vec::new();
+    while let Some(row) = rows.next().context("listing steps")? {
+        steps.push(decode(row)?);
+    }
+    Ok(steps)
+}
+
+/// The first step of the workflow whose approval is in one of `statuses`.
+pub fn step_with_approval(
+    conn: &Connection,
+    workflow_id: &str,
+    statuses: &[&str],
+) -> Result<Option<String>, StoreError> {
+    let wanted = |status: &str| statuses.contains(&status);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT step_id, approval_status FROM workflow_steps
+             WHERE workflow_id = ?1 AND approval_status IS NOT NULL ORDER BY step_index",
+        )
+        .context("finding held steps")?;
+    let rows: Vec<(String, String)> = stmt
+        .query_map([workflow_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .context("finding held steps")?;
+    Ok(rows
+        .into_iter()
+        .find(|(_, status)| wanted(status))
+        .map(|(step_id, _)| step_id))
+}
+
+/// Writes the whole step, inserting it or replacing the stored values.
+pub fn save_step(tx: &Transaction, step: &StepRow) -> Result<(), StoreError> {
+    let placeholders: Vec<String> = (1..=WIDTH).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = COLUMNS
+        .split(", ")
+        .skip(2)
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO workflow_steps ({COLUMNS}) VALUES ({}) \
+         ON CONFLICT (workflow_id, step_id) DO UPDATE SET {}",
+        placeholders.join(", "),
+        updates.join(", ")
+    );
+    let to_text = |value: &Option<Value>| value.as_ref().map(Value::to_string);
+    tx.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                step.workflow_id,
+                step.step_id,
+                step.step_index,
+                step.step_type,
+                step.step_name,
+                step.model,
+                step.provider,
+                step.step_input.to_string(),
+                to_text(&step.tool_context),
+                step.idempotency_key,
+                step.estimated_tokens_in.map(signed),
+                step.estimated_tokens_out.map(signed),
+                step.estimated_cost_usd,
+                step.decision.as_str(),
+                step.decision_reason,
+                step.policies_evaluated.to_string(),
+                step.policies_matched.to_string(),
+                step.last_decision.as_str(),
+                step.gate_count,
+                step.first_attempt_at,
+                step.gate_checked_at,
+                step.approval_status,
+                step.approval_id,
+                step.approval_count,
+                step.approval_requested_at,
+                step.expires_at,
+                step.approved_by,
+                step.approved_at,
+                step.approval_comment,
+                step.completion_count,
+                step.completed_at,
+                to_text(&step.output),
+                step.tokens_in.map(signed),
+                step.tokens_out.map(signed),
+                step.cost_usd,
+            ])
+        })
+        .context("writing a step")?;
+    Ok(())
+}
+
+/// Who wrote a checkpoint, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointOwner<'a> {
+    /// Workflow tenant.
+    pub tenant: &'a str,
+    /// Workflow org.
+    pub org: &'a str,
+    /// The gate's actor.
+    pub actor: &'a str,
+    /// The gate's time.
+    pub at: &'a str,
+}
+
+/// Upserts the step's checkpoint from its freshly evaluated row (§2.13),
+/// keeping its id and resume counters. Returns the checkpoint id.
+pub fn upsert_checkpoint(
+    tx: &Transaction,
+    step: &StepRow,
+    owner: CheckpointOwner,
+) -> Result<i64, StoreError> {
+    let to_text = |value: &Option<Value>| value.as_ref().map(Value::to_string);
+    tx.query_row(
+        "INSERT INTO checkpoints (workflow_id, step_id, step_index, step_type, step_name,
+             gate_decision, gate_reason, policies_evaluated, policies_matched, step_input,
+             tool_context, model, provider, tenant_id, org_id, client_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         ON CONFLICT (workflow_id, step_id) DO UPDATE SET
+             step_index = excluded.step_index, step_type = excluded.step_type,
+             step_name = excluded.step_name, gate_decision = excluded.gate_decision,
+             gate_reason = excluded.gate_reason, policies_evaluated = excluded.policies_evaluated,
+             policies_matched = excluded.policies_matched, step_input = excluded.step_input,
+             tool_context = excluded.tool_context, model = excluded.model,
+             provider = excluded.provider, client_id = excluded.client_id,
+             created_at = excluded.created_at
+         RETURNING id",
+        params![
+            step.workflow_id,
+            step.step_id,
+            step.step_index,
+            step.step_type,
+            step.step_name,
+            step.decision.as_str(),
+            step.decision_reason,
+            step.policies_evaluated.to_string(),
+            step.policies_matched.to_string(),
+            step.step_input.to_string(),
+            to_text(&step.tool_context),
+            step.model,
+            step.provider,
+            owner.tenant,
+            owner.org,
+            owner.actor,
+            owner.at,
+        ],
+        |row| row.get(0),
+    )
+    .optional()
+    .context("writing a checkpoint")?
+    .ok_or_else(|| StoreError::Invalid {
+        what: "checkpoint",
+        detail: "upsert returned no id".into(),
+    })
+}

@@ -1,0 +1,270 @@
+//! Workflows in SQL (contract §2.1-2.3, §2.6-2.9): insert, scoped lookup,
+//! the filtered list, ends and running totals.
+
+use rusqlite::{Connection, Row, Transaction, params, params_from_iter, types::Value as SqlValue};
+use serde_json::Value;
+
+use super::error::{SqlContext, StoreError};
+
+/// One row of `workflows`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRow {
+    /// `wf_<uuidv4>`.
+    pub workflow_id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Owning org.
+    pub org: String,
+    /// Registered name.
+    pub workflow_name: String,
+    /// Orchestrator kind.
+    pub source: String,
+    /// `in_progress`, `completed`, `failed` or `aborted`.
+    pub status: String,
+    /// Bumped by every fresh evaluation.
+    pub current_step_index: u32,
+    /// Set when the workflow ends.
+    pub total_steps: Option<u32>,
+    /// Caller's trace id.
+    pub trace_id: Option<String>,
+    /// Metadata object.
+    pub metadata: Value,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// Why it was aborted.
+    pub abort_reason: Option<String>,
+    /// Sum of step-complete costs.
+    pub total_cost_usd: f64,
+    /// Sum of step-complete input tokens.
+    pub total_tokens_in: u64,
+    /// Sum of step-complete output tokens.
+    pub total_tokens_out: u64,
+    /// Start (and creation) time.
+    pub started_at: String,
+    /// End time.
+    pub completed_at: Option<String>,
+}
+
+impl WorkflowRow {
+    /// Whether the workflow has ended for good or was aborted.
+    pub fn is_terminal(&self) -> bool {
+        self.status != "in_progress"
+    }
+}
+
+/// Which workflows of a tenant and org to list (contract §2.3).
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this source.
+    pub source: Option<String>,
+    /// Only this trace id.
+    pub trace_id: Option<String>,
+    /// Page size (already capped).
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u64,
+}
+
+const COLUMNS: &str = "workflow_id, tenant, org, workflow_name, source, status, \
+    current_step_index, total_steps, trace_id, metadata, failure_reason, abort_reason, \
+    total_cost_usd, total_tokens_in, total_tokens_out, started_at, completed_at";
+
+/// SQLite integers are signed; the totals never go below zero.
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A count as SQLite stores it.
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn decode(row: &Row) -> rusqlite::Result<(WorkflowRow, String)> {
+    let metadata: String = row.get(9)?;
+    Ok((
+        WorkflowRow {
+            workflow_id: row.get(0)?,
+            tenant: row.get(1)?,
+            org: row.get(2)?,
+            workflow_name: row.get(3)?,
+            source: row.get(4)?,
+            status: row.get(5)?,
+            current_step_index: row.get(6)?,
+            total_steps: row.get(7)?,
+            trace_id: row.get(8)?,
+            metadata: Value::Null,
+            failure_reason: row.get(10)?,
+            abort_reason: row.get(11)?,
+            total_cost_usd: row.get(12)?,
+            total_tokens_in: unsigned(row.get(13)?),
+            total_tokens_out: unsigned(row.get(14)?),
+            started_at: row.get(15)?,
+            completed_at: row.get(16)?,
+        },
+        metadata,
+    ))
+}
+
+fn with_metadata((mut row, text): (WorkflowRow, String)) -> Result<WorkflowRow, StoreError> {
+    row.metadata = serde_json::from_str(&text).map_err(|error| StoreError::Corrupt {
+        what: "workflow metadata",
+        detail: error.to_string(),
+    })?;
+    Ok(row)
+}
+
+/// Inserts a new workflow.
+pub fn insert_workflow(tx: &Transaction, row: &WorkflowRow) -> Result<(), StoreError> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO workflows ({COLUMNS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            row.workflow_id,
+            row.tenant,
+            row.org,
+            row.workflow_name,
+            row.source,
+            row.status,
+            row.current_step_index,
+            row.total_steps,
+            row.trace_id,
+            row.metadata.to_string(),
+            row.failure_reason,
+            row.abort_reason,
+            row.total_cost_usd,
+            signed(row.total_tokens_in),
+            signed(row.total_tokens_out),
+            row.started_at,
+            row.completed_at,
+        ])
+    })
+    .context("inserting a workflow")?;
+    Ok(())
+}
+
+/// The workflow `id` if it belongs to `tenant` and `org`.
+pub fn find_workflow(
+    conn: &Connection,
+    id: &str,
+    tenant: &str,
+    org: &str,
+) -> Result<Option<WorkflowRow>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM workflows WHERE workflow_id = ?1 AND tenant = ?2 AND org = ?3"
+        ))
+        .and_then(|mut stmt| {
+            let mut rows = stmt.query(params![id, tenant, org])?;
+            rows.next()?.map(decode).transpose()
+        })
+        .context("reading a workflow")?;
+    found.map(with_metadata).transpose()
+}
+
+/// A page of the tenant's and org's workflows, newest first, and how many
+/// match in all. Run it inside one read so the two agree.
+pub fn list_workflows(
+    conn: &Connection,
+    tenant: &str,
+    org: &str,
+    filter: &WorkflowFilter,
+) -> Result<(Vec<WorkflowRow>, u64), StoreError> {
+    let mut conditions = String::from("tenant = ? AND org = ?");
+    let mut args = vec![
+        SqlValue::Text(tenant.to_owned()),
+        SqlValue::Text(org.to_owned()),
+    ];
+    for (column, value) in [
+        ("status", &filter.status),
+        ("source", &filter.source),
+        ("trace_id", &filter.trace_id),
+    ] {
+        if let Some(value) = value {
+            conditions.push_str(&format!(" AND {column} = ?"));
+            args.push(SqlValue::Text(value.clone()));
+        }
+    }
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM workflows WHERE {conditions}"),
+            params_from_iter(args.iter()),
+            |row| row.get(0),
+        )
+        .context("counting workflows")?;
+    args.push(SqlValue::Integer(i64::from(filter.limit)));
+    args.push(SqlValue::Integer(
+        i64::try_from(filter.offset).unwrap_or(i64::MAX),
+    ));
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM workflows WHERE {conditions} \
+             ORDER BY started_at DESC, workflow_id LIMIT ? OFFSET ?"
+        ))
+        .context("listing workflows")?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), decode)
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .context("listing workflows")?;
+    let rows = rows
+        .into_iter()
+        .map(with_metadata)
+        .collect::<Result<_, _>>()?;
+    Ok((rows, u64::try_from(total).unwrap_or(0)))
+}
+
+/// Ends a workflow: `status`, `completed_at`, `total_steps` from the current
+/// index, and the reason column that goes with the status.
+pub fn end_workflow(
+    tx: &Transaction,
+    id: &str,
+    status: &str,
+    at: &str,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    let (failure, abort) = match status {
+        "failed" => (reason, None),
+        "aborted" => (None, reason),
+        _ => (None, None),
+    };
+    tx.execute(
+        "UPDATE workflows SET status = ?2, completed_at = ?3, total_steps = current_step_index,
+             failure_reason = coalesce(?4, failure_reason), abort_reason = coalesce(?5, abort_reason)
+         WHERE workflow_id = ?1",
+        params![id, status, at, failure, abort],
+    )
+    .context("ending a workflow")?;
+    Ok(())
+}
+
+/// Bumps `current_step_index` and returns the new value (§4.1 step 9).
+pub fn bump_step_index(tx: &Transaction, id: &str) -> Result<u32, StoreError> {
+    tx.query_row(
+        "UPDATE workflows SET current_step_index = current_step_index + 1
+         WHERE workflow_id = ?1 RETURNING current_step_index",
+        [id],
+        |row| row.get(0),
+    )
+    .context("advancing the step index")
+}
+
+/// Adds a step complete's reported usage to the workflow's totals.
+pub fn add_totals(
+    tx: &Transaction,
+    id: &str,
+    tokens_in: u64,
+    tokens_out: u64,
+    cost_usd: f64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE workflows SET total_tokens_in = total_tokens_in + ?2,
+             total_tokens_out = total_tokens_out + ?3, total_cost_usd = total_cost_usd + ?4
+         WHERE workflow_id = ?1",
+        params![id, signed(tokens_in), signed(tokens_out), cost_usd],
+    )
+    .context("adding to the workflow's totals")?;
+    Ok(())
+}

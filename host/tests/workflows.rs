@@ -1,0 +1,786 @@
+//! Workflow, gate and step routes through the real router (`oneshot`),
+//! each test with its own database and a policy directory holding
+//! `global/tool-approval` (tool calls only, default settings).
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use host::api::{self, AppState};
+use host::audit::AuditEntry;
+use host::auth::Authenticator;
+use host::config::ServeConfig;
+use host::policy_set::PolicySet;
+use host::runtime::{PolicyRuntime, RuntimeConfig};
+use host::store::Store;
+use host::store::audit::{AuditFilter, list, verify_chain};
+use wcp_test_artifacts as wasm;
+
+/// Basic credentials `other:`.
+const OTHER: &str = "Basic b3RoZXI6";
+
+struct Fixture {
+    runtime: Arc<PolicyRuntime>,
+    set: PolicySet,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let runtime = PolicyRuntime::new(RuntimeConfig {
+        cache_dir: None,
+        disable_pooling: true,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("global")).unwrap();
+    fs::copy(
+        wasm::TOOL_APPROVAL,
+        dir.path().join("global/tool-approval.wasm"),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("global/tool-approval.toml"),
+        "step_types = [\"tool_call\"]\n",
+    )
+    .unwrap();
+    let set = PolicySet::load(&runtime, dir.path(), &PolicySet::default());
+    assert_eq!(set.serving_count(), 1, "{set:?}");
+    Fixture {
+        runtime: Arc::new(runtime),
+        set,
+    }
+});
+
+struct App {
+    router: Router,
+    store: Store,
+    _data: tempfile::TempDir,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+fn app_with(config: ServeConfig) -> App {
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(data.path()).unwrap();
+    let state = AppState::new(
+        config,
+        Arc::clone(&FIXTURE.runtime),
+        Authenticator::Community,
+        store.clone(),
+    );
+    state.publish(FIXTURE.set.clone());
+    state.mark_ready();
+    App {
+        router: api::app(state),
+        store,
+        _data: data,
+    }
+}
+
+fn app() -> App {
+    app_with(ServeConfig::default())
+}
+
+impl App {
+    async fn send(&self, method: Method, uri: &str, auth: Option<&str>, body: &str) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let request = request.body(Body::from(body.to_owned())).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Answer { status, body }
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> Answer {
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        self.send(Method::POST, uri, None, &text).await
+    }
+
+    async fn get(&self, uri: &str) -> Answer {
+        self.send(Method::GET, uri, None, "").await
+    }
+
+    async fn create(&self, name: &str) -> String {
+        let answer = self
+            .post("/api/v1/workflows", json!({"workflow_name": name}))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED);
+        answer.json()["workflow_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn gate(&self, id: &str, step: &str, body: Value) -> Answer {
+        self.post(&format!("/api/v1/workflows/{id}/steps/{step}/gate"), body)
+            .await
+    }
+
+    fn audit(&self) -> Vec<AuditEntry> {
+        let filter = AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        };
+        self.store
+            .read(|conn| list(conn, "community", &filter))
+            .unwrap()
+            .0
+    }
+
+    fn assert_chain_valid(&self) {
+        let report = self
+            .store
+            .read(|conn| verify_chain(conn, "community"))
+            .unwrap();
+        let report = serde_json::to_value(report).unwrap();
+        assert_eq!(report["valid"], true, "{report}");
+    }
+}
+
+fn llm() -> Value {
+    json!({"step_type": "llm_call", "step_input": {"prompt": "hi", "n": 1}})
+}
+
+fn send_email() -> Value {
+    json!({"step_type": "tool_call", "tool_context": {"tool_name": "send_email"}})
+}
+
+#[tokio::test]
+async fn create_answers_201_with_a_v4_workflow_id() {
+    let app = app();
+    let answer = app
+        .post(
+            "/api/v1/workflows",
+            json!({"workflow_name": "etl", "trace_id": "t-1", "total_steps": 9}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let body = answer.json();
+    let id = body["workflow_id"].as_str().unwrap();
+    let uuid = uuid::Uuid::parse_str(id.strip_prefix("wf_").unwrap()).unwrap();
+    assert_eq!(uuid.get_version_num(), 4);
+    assert_eq!(id, id.to_lowercase());
+    assert_eq!(body["workflow_name"], "etl");
+    assert_eq!(body["source"], "external");
+    assert_eq!(body["status"], "in_progress");
+    assert_eq!(body["trace_id"], "t-1");
+    assert_eq!(body["created_at"], body["started_at"]);
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 7, "{keys:?}");
+
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    assert_eq!(got["current_step_index"], 0);
+    assert_eq!(got["metadata"], json!({}));
+    assert!(got.get("steps").is_none());
+    assert!(got.get("completed_at").is_none());
+}
+
+#[tokio::test]
+async fn create_refuses_invalid_bodies_in_field_order() {
+    let long = "x".repeat(256);
+    // (name, body, code, message)
+    let cases = [
+        ("empty body", None, "BAD_REQUEST", "Invalid request body"),
+        (
+            "no name",
+            Some(json!({"source": "x"})),
+            "BAD_REQUEST",
+            "workflow_name is required",
+        ),
+        (
+            "empty name",
+            Some(json!({"workflow_name": ""})),
+            "BAD_REQUEST",
+            "workflow_name is required",
+        ),
+        (
+            "long name",
+            Some(json!({"workflow_name": long})),
+            "BAD_REQUEST",
+            "workflow_name must be at most 255 characters",
+        ),
+        (
+            "long source",
+            Some(json!({"workflow_name": "a", "source": "s".repeat(101)})),
+            "BAD_REQUEST",
+            "source must be at most 100 characters",
+        ),
+        (
+            "metadata not object",
+            Some(json!({"workflow_name": "a", "metadata": [1]})),
+            "BAD_REQUEST",
+            "Invalid request body",
+        ),
+        (
+            "long trace id",
+            Some(json!({"workflow_name": "a", "trace_id": long})),
+            "INVALID_TRACE_ID",
+            "trace_id exceeds maximum length of 255 characters",
+        ),
+    ];
+    let app = app();
+    for (name, body, code, message) in cases {
+        let answer = app
+            .post("/api/v1/workflows", body.unwrap_or(Value::Null))
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}");
+        let body = answer.json();
+        assert_eq!(body["code"], code, "{name}");
+        assert!(
+            body["message"].as_str().unwrap().starts_with(message),
+            "{name}: {body}"
+        );
+    }
+    assert!(app.audit().is_empty(), "refusals are not audited");
+}
+
+#[tokio::test]
+async fn foreign_and_unknown_workflows_get_the_same_404() {
+    let app = app();
+    let id = app.create("mine").await;
+    let foreign = app
+        .send(
+            Method::GET,
+            &format!("/api/v1/workflows/{id}"),
+            Some(OTHER),
+            "",
+        )
+        .await;
+    let unknown = app.get("/api/v1/workflows/wf_nope").await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert_eq!(foreign.body, unknown.body);
+    assert_eq!(
+        foreign.json(),
+        json!({"error": "not_found", "code": "NOT_FOUND", "message": "Workflow not found"})
+    );
+    let gate = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/workflows/{id}/steps/s1/gate"),
+            Some(OTHER),
+            &llm().to_string(),
+        )
+        .await;
+    assert_eq!(gate.body, unknown.body);
+}
+
+#[tokio::test]
+async fn list_pages_newest_first_and_validates_parameters() {
+    let app = app();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(app.create(&format!("w{n}")).await);
+    }
+    let page = app.get("/api/v1/workflows?limit=2&offset=0").await.json();
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["has_more"], true);
+    assert_eq!(page["workflows"][0]["workflow_id"], ids[2].as_str());
+    assert_eq!(page["workflows"][1]["workflow_id"], ids[1].as_str());
+    let rest = app.get("/api/v1/workflows?limit=2&offset=2").await.json();
+    assert_eq!(rest["workflows"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["has_more"], false);
+    let capped = app.get("/api/v1/workflows?limit=1000").await.json();
+    assert_eq!(capped["limit"], 100);
+    let filtered = app.get("/api/v1/workflows?status=completed").await.json();
+    assert_eq!(filtered["workflows"], json!([]));
+    assert_eq!(filtered["total"], 0);
+    let other = app
+        .send(Method::GET, "/api/v1/workflows", Some(OTHER), "")
+        .await
+        .json();
+    assert_eq!(other["total"], 0);
+
+    let bad = [
+        ("limit=0", "limit must be a positive integer"),
+        ("limit=-1", "limit must be a positive integer"),
+        ("limit=abc", "limit must be a positive integer"),
+        ("offset=-1", "offset must be a non-negative integer"),
+        ("offset=x", "offset must be a non-negative integer"),
+    ];
+    for (query, message) in bad {
+        let answer = app.get(&format!("/api/v1/workflows?{query}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(answer.json()["message"], message, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn gate_without_matching_policies_allows_with_a_full_retry_context() {
+    let app = app();
+    let id = app.create("w").await;
+    let answer = app.gate(&id, "s1", llm()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["decision"], "allow");
+    assert_eq!(body["reason"], "No matching policies");
+    assert_eq!(body["decision_id"], format!("dec_{id}_s1"));
+    assert_eq!(body["cached"], false);
+    assert_eq!(body["decision_source"], "fresh");
+    for absent in [
+        "policy_ids",
+        "policies_evaluated",
+        "policies_matched",
+        "approval_id",
+    ] {
+        assert!(body.get(absent).is_none(), "{absent}: {body}");
+    }
+    let retry = &body["retry_context"];
+    assert_eq!(retry["gate_count"], 1);
+    assert_eq!(retry["completion_count"], 0);
+    assert_eq!(retry["prior_completion_status"], "none");
+    assert_eq!(retry["prior_output_available"], false);
+    assert_eq!(retry["prior_output"], Value::Null);
+    assert_eq!(retry["prior_completion_at"], Value::Null);
+    assert_eq!(retry["last_decision"], "allow");
+    assert_eq!(retry["idempotency_key"], "");
+    assert_eq!(retry["first_attempt_at"], retry["last_attempt_at"]);
+    assert_eq!(retry.as_object().unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn tool_approval_holds_send_email_and_a_regate_is_cached() {
+    let app = app_with(ServeConfig {
+        public_base_url: Some("https://wcp.example".into()),
+        ..ServeConfig::default()
+    });
+    let id = app.create("w").await;
+    let first = app.gate(&id, "mail", send_email()).await.json();
+    assert_eq!(first["decision"], "require_approval");
+    assert_eq!(first["policy_ids"], json!(["global/tool-approval"]));
+    assert_eq!(first["policies_evaluated"][0]["action"], "require_approval");
+    let approval_id = first["approval_id"].as_str().unwrap();
+    let namespace = uuid::Uuid::parse_str("a1b2c3d4-e5f6-7890-abcd-ef1234567890").unwrap();
+    let expected = uuid::Uuid::new_v5(&namespace, format!("{id}:mail").as_bytes());
+    assert_eq!(approval_id, expected.to_string());
+    assert_eq!(
+        first["approval_url"],
+        format!("https://wcp.example/workflows/{id}/steps/mail/approve")
+    );
+
+    let again = app.gate(&id, "mail", send_email()).await.json();
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["decision_source"], "cached");
+    assert_eq!(again["decision"], "require_approval");
+    assert_eq!(again["approval_id"], approval_id);
+    assert_eq!(again["retry_context"]["gate_count"], 2);
+    assert_eq!(
+        again["retry_context"]["prior_completion_status"],
+        "gated_not_completed"
+    );
+
+    // The hold blocks other steps, a reevaluation and the workflow's completion.
+    let other = app.gate(&id, "s2", llm()).await;
+    assert_eq!(other.status, StatusCode::CONFLICT);
+    assert_eq!(other.json()["code"], "APPROVAL_PENDING");
+    assert_eq!(
+        other.json()["message"],
+        "workflow has pending approval for step mail"
+    );
+    let mut reevaluate = send_email();
+    reevaluate["retry_policy"] = json!("reevaluate");
+    let held = app.gate(&id, "mail", reevaluate).await.json();
+    assert_eq!(held["code"], "APPROVAL_HOLD");
+    assert_eq!(held["message"], "step mail holds approval pending");
+    let complete = app
+        .post(&format!("/api/v1/workflows/{id}/complete"), Value::Null)
+        .await;
+    assert_eq!(complete.status, StatusCode::CONFLICT);
+    assert_eq!(complete.json()["code"], "APPROVAL_PENDING");
+    let resume = app
+        .post(&format!("/api/v1/workflows/{id}/resume"), Value::Null)
+        .await;
+    assert_eq!(resume.json()["code"], "APPROVAL_PENDING");
+
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    assert_eq!(got["steps"][0]["approval_status"], "pending");
+    assert_eq!(got["steps"][0]["gate_count"], 2);
+    assert_eq!(got["current_step_index"], 1);
+}
+
+#[tokio::test]
+async fn idempotent_retries_must_match_input_and_key() {
+    let app = app();
+    let id = app.create("w").await;
+    let mut first = llm();
+    first["idempotency_key"] = json!("k1");
+    assert_eq!(app.gate(&id, "s1", first).await.status, StatusCode::OK);
+
+    let reordered = json!({"step_type": "llm_call", "idempotency_key": "k1",
+                           "step_input": {"n": 1, "prompt": "hi"}});
+    let cached = app.gate(&id, "s1", reordered).await.json();
+    assert_eq!(cached["cached"], true, "{cached}");
+    assert_eq!(cached["retry_context"]["idempotency_key"], "k1");
+
+    let changed = json!({"step_type": "llm_call", "idempotency_key": "k1",
+                         "step_input": {"prompt": "bye", "n": 1}});
+    let answer = app.gate(&id, "s1", changed).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert_eq!(
+        answer.json(),
+        json!({"error": "step_input_mismatch", "code": "STEP_INPUT_MISMATCH",
+               "message": "step_input or tool_context differs from the first gate of step s1"})
+    );
+
+    let answer = app.gate(&id, "s1", llm()).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert_eq!(
+        answer.json(),
+        json!({"error": {"code": "IDEMPOTENCY_KEY_MISMATCH",
+               "message": "idempotency_key does not match the key recorded on gate",
+               "details": {"workflow_id": id, "step_id": "s1",
+                           "expected_idempotency_key": "k1", "received_idempotency_key": ""}}})
+    );
+    let complete = app
+        .post(
+            &format!("/api/v1/workflows/{id}/steps/s1/complete"),
+            json!({"idempotency_key": "k2"}),
+        )
+        .await;
+    assert_eq!(complete.json()["error"]["code"], "IDEMPOTENCY_KEY_MISMATCH");
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    assert_eq!(got["steps"][0]["gate_count"], 2, "refusals change nothing");
+}
+
+#[tokio::test]
+async fn ended_workflows_refuse_gates_and_ends() {
+    let app = app();
+    let id = app.create("w").await;
+    let done = app
+        .post(&format!("/api/v1/workflows/{id}/complete"), Value::Null)
+        .await;
+    assert_eq!(
+        done.json(),
+        json!({"workflow_id": id, "status": "completed", "message": "Workflow completed successfully"})
+    );
+    let gate = app.gate(&id, "s1", llm()).await;
+    assert_eq!(gate.status, StatusCode::CONFLICT);
+    assert_eq!(gate.json()["code"], "WORKFLOW_TERMINAL");
+    assert_eq!(
+        gate.json()["message"],
+        "workflow is in terminal state: completed"
+    );
+    for (action, message) in [
+        (
+            "complete",
+            "workflow is already in terminal state: completed",
+        ),
+        ("fail", "workflow is already in terminal state: completed"),
+        ("abort", "workflow is already in terminal state: completed"),
+        (
+            "resume",
+            "cannot resume workflow in terminal state: completed",
+        ),
+    ] {
+        let answer = app
+            .post(&format!("/api/v1/workflows/{id}/{action}"), Value::Null)
+            .await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{action}");
+        assert_eq!(answer.json()["code"], "WORKFLOW_TERMINAL", "{action}");
+        assert_eq!(answer.json()["message"], message, "{action}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_concurrent_first_gates_evaluate_once() {
+    let app = Arc::new(app());
+    let id = app.create("w").await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (app, id) = (Arc::clone(&app), id.clone());
+            tokio::spawn(async move { app.gate(&id, "mail", send_email()).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let decisions: Vec<Value> = answers
+        .iter()
+        .map(|answer| {
+            assert_eq!(answer.status, StatusCode::OK);
+            let body = answer.json();
+            json!([body["decision"], body["approval_id"]])
+        })
+        .collect();
+    assert!(
+        decisions.iter().all(|d| *d == decisions[0]),
+        "{decisions:?}"
+    );
+    let fresh = answers
+        .iter()
+        .filter(|a| a.json()["cached"] == false)
+        .count();
+    assert_eq!(fresh, 1);
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    assert_eq!(got["steps"][0]["gate_count"], 10);
+    assert_eq!(got["current_step_index"], 1);
+    let gates: Vec<AuditEntry> = app
+        .audit()
+        .into_iter()
+        .filter(|entry| entry.kind == "step_gate")
+        .collect();
+    assert_eq!(gates.len(), 10);
+    assert_eq!(
+        gates
+            .iter()
+            .filter(|e| e.details["cached"] == false)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn steps_take_indexes_and_completes_add_to_the_totals() {
+    let app = app();
+    let id = app.create("w").await;
+    for step in ["a", "b", "c"] {
+        assert_eq!(app.gate(&id, step, llm()).await.status, StatusCode::OK);
+    }
+    let uri = format!("/api/v1/workflows/{id}/steps/b/complete");
+    let complete = |body: Value| app.post(&uri, body);
+    let answer = complete(
+        json!({"output": {"rows": 3}, "tokens_in": 10, "tokens_out": 5,
+                                 "cost_usd": 0.5, "metadata": {"x": 1}}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert!(answer.body.is_empty());
+    assert_eq!(complete(Value::Null).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        complete(json!({"tokens_in": 2})).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        complete(json!({"tokens_in": -1})).await.json()["message"],
+        "tokens_in must be >= 0"
+    );
+    let missing = app
+        .post(
+            &format!("/api/v1/workflows/{id}/steps/zzz/complete"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()["message"], "Step not found");
+
+    let regate = app
+        .post(
+            &format!("/api/v1/workflows/{id}/steps/b/gate?include_prior_output=true"),
+            llm(),
+        )
+        .await
+        .json();
+    assert_eq!(
+        regate["retry_context"]["prior_completion_status"],
+        "completed"
+    );
+    assert_eq!(regate["retry_context"]["prior_output"], json!({"rows": 3}));
+    assert_eq!(regate["retry_context"]["completion_count"], 3);
+
+    app.post(&format!("/api/v1/workflows/{id}/complete"), Value::Null)
+        .await;
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    let indexes: Vec<&Value> = got["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["step_index"])
+        .collect();
+    assert_eq!(indexes, [&json!(1), &json!(2), &json!(3)]);
+    assert_eq!(got["status"], "completed");
+    assert_eq!(got["total_steps"], 3);
+    assert_eq!(got["total_tokens_in"], 12);
+    assert_eq!(got["total_tokens_out"], 5);
+    assert_eq!(got["total_cost_usd"], 0.5);
+    assert_eq!(got["steps"][1]["completion_count"], 3);
+    assert_eq!(got["steps"][1]["tokens_in"], 2);
+}
+
+#[tokio::test]
+async fn fail_and_abort_record_their_reasons() {
+    // (name, action, body, status, reason, column)
+    let cases = [
+        (
+            "fail default",
+            "fail",
+            None,
+            "failed",
+            "Failed",
+            "failure_reason",
+        ),
+        (
+            "fail empty reason",
+            "fail",
+            Some(json!({"reason": ""})),
+            "failed",
+            "Failed",
+            "failure_reason",
+        ),
+        (
+            "fail given",
+            "fail",
+            Some(json!({"reason": "disk full"})),
+            "failed",
+            "disk full",
+            "failure_reason",
+        ),
+        (
+            "abort default",
+            "abort",
+            None,
+            "aborted",
+            "Aborted by user",
+            "abort_reason",
+        ),
+        (
+            "abort given",
+            "abort",
+            Some(json!({"reason": "operator"})),
+            "aborted",
+            "operator",
+            "abort_reason",
+        ),
+    ];
+    let app = app();
+    for (name, action, body, status, reason, column) in cases {
+        let id = app.create(name).await;
+        let answer = app
+            .post(
+                &format!("/api/v1/workflows/{id}/{action}"),
+                body.unwrap_or(Value::Null),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}");
+        assert_eq!(answer.json()["status"], status, "{name}");
+        assert_eq!(answer.json()["reason"], reason, "{name}");
+        let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+        assert_eq!(got["status"], status, "{name}");
+        assert_eq!(got[column], reason, "{name}");
+        assert!(got["completed_at"].is_string(), "{name}");
+    }
+    let id = app.create("malformed").await;
+    for body in ["{", "{\"reason\": 5}", "[]"] {
+        let answer = app
+            .send(
+                Method::POST,
+                &format!("/api/v1/workflows/{id}/fail"),
+                None,
+                body,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    assert_eq!(got["status"], "in_progress");
+}
+
+#[tokio::test]
+async fn every_change_writes_one_audit_entry_and_the_chain_verifies() {
+    let app = app();
+    let id = app.create("w").await;
+    app.gate(&id, "s1", llm()).await;
+    app.gate(&id, "s1", llm()).await;
+    app.post(
+        &format!("/api/v1/workflows/{id}/steps/s1/complete"),
+        json!({"tokens_in": 1}),
+    )
+    .await;
+    // Refusals and reads write nothing.
+    app.gate(&id, "s1", json!({"step_type": "llm_call"})).await;
+    app.get(&format!("/api/v1/workflows/{id}")).await;
+    app.post(&format!("/api/v1/workflows/{id}/resume"), Value::Null)
+        .await;
+    app.post(
+        &format!("/api/v1/workflows/{id}/fail"),
+        json!({"reason": "x"}),
+    )
+    .await;
+    app.post(&format!("/api/v1/workflows/{id}/abort"), Value::Null)
+        .await;
+
+    let kinds: Vec<String> = app.audit().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "workflow_created",
+            "step_gate",
+            "step_gate",
+            "step_completed",
+            "workflow_failed"
+        ]
+    );
+    let entries = app.audit();
+    assert_eq!(entries[1].details["cached"], false);
+    assert_eq!(entries[2].details["cached"], true);
+    assert_eq!(entries[1].details["via"], "gate");
+    assert_eq!(entries[4].reason.as_deref(), Some("x"));
+    app.assert_chain_valid();
+}
+
+#[tokio::test]
+async fn gate_bodies_and_step_ids_are_validated() {
+    let app = app();
+    let id = app.create("w").await;
+    let long_step = "s".repeat(256);
+    // (name, step id, body, code, message)
+    let cases = [
+        (
+            "long step id",
+            long_step.as_str(),
+            llm(),
+            "BAD_REQUEST",
+            "step_id must be at most 255 bytes",
+        ),
+        (
+            "no step type",
+            "s1",
+            json!({}),
+            "BAD_REQUEST",
+            "step_type is required",
+        ),
+        (
+            "empty tool name",
+            "s1",
+            json!({"step_type": "tool_call", "tool_context": {"tool_name": ""}}),
+            "INVALID_TOOL_CONTEXT",
+            "tool_name is required when tool_context is provided",
+        ),
+        (
+            "bad retry policy",
+            "s1",
+            json!({"step_type": "x", "retry_policy": "never"}),
+            "BAD_REQUEST",
+            "retry_policy must be \"idempotent\" or \"reevaluate\"",
+        ),
+    ];
+    for (name, step, body, code, message) in cases {
+        let answer = app.gate(&id, step, body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(answer.json()["code"], code, "{name}");
+        assert_eq!(answer.json()["message"], message, "{name}");
+    }
+    let empty = app.gate(&id, "s1", Value::Null).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert!(app.audit().iter().all(|e| e.kind != "step_gate"));
+}
