@@ -54,6 +54,24 @@ impl End {
         }
     }
 
+    /// The answer's `message` (contract §2.6-2.8).
+    fn message(self) -> &'static str {
+        match self {
+            End::Completed => "Workflow completed successfully",
+            End::Failed => "Workflow marked as failed",
+            End::Aborted => "Workflow aborted",
+        }
+    }
+
+    /// The reason used when the body gives none.
+    fn default_reason(self) -> &'static str {
+        match self {
+            End::Completed => "",
+            End::Failed => "Failed",
+            End::Aborted => "Aborted by user",
+        }
+    }
+
     fn operation(self) -> &'static str {
         match self {
             End::Completed => "Failed to complete workflow",
@@ -149,7 +167,7 @@ pub async fn complete_workflow(
 ) -> Result<Json<Value>, ApiError> {
     end(&state, caller, id.clone(), End::Completed, None).await?;
     Ok(Json(json!({
-        "workflow_id": id, "status": "completed", "message": "Workflow completed successfully",
+        "workflow_id": id, "status": End::Completed.status(), "message": End::Completed.message(),
     })))
 }
 
@@ -169,19 +187,7 @@ pub async fn fail_workflow(
     ApiPath(id): ApiPath<String>,
     CappedBody(body): CappedBody,
 ) -> Result<Json<Value>, ApiError> {
-    let reason = reason(&body, "Failed")?;
-    end(
-        &state,
-        caller,
-        id.clone(),
-        End::Failed,
-        Some(reason.clone()),
-    )
-    .await?;
-    Ok(Json(json!({
-        "workflow_id": id, "status": "failed", "message": "Workflow marked as failed",
-        "reason": reason,
-    })))
+    end_with_reason(&state, caller, id, End::Failed, &body).await
 }
 
 /// POST /api/v1/workflows/{id}/abort
@@ -200,17 +206,22 @@ pub async fn abort_workflow(
     ApiPath(id): ApiPath<String>,
     CappedBody(body): CappedBody,
 ) -> Result<Json<Value>, ApiError> {
-    let reason = reason(&body, "Aborted by user")?;
-    end(
-        &state,
-        caller,
-        id.clone(),
-        End::Aborted,
-        Some(reason.clone()),
-    )
-    .await?;
+    end_with_reason(&state, caller, id, End::Aborted, &body).await
+}
+
+/// Fails or aborts with the reason from an optional `{"reason"}` body
+/// (contract §2.7, §2.8), answering with the reason used.
+async fn end_with_reason(
+    state: &AppState,
+    caller: Caller,
+    id: String,
+    how: End,
+    body: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    let reason = reason(body, how.default_reason())?;
+    end(state, caller, id.clone(), how, Some(reason.clone())).await?;
     Ok(Json(json!({
-        "workflow_id": id, "status": "aborted", "message": "Workflow aborted", "reason": reason,
+        "workflow_id": id, "status": how.status(), "message": how.message(), "reason": reason,
     })))
 }
 
