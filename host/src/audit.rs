@@ -51,35 +51,15 @@ pub struct AuditRecord {
     pub details: Map<String, Value>,
 }
 
-/// One entry of a chain, as stored and as `GET /api/v1/audit` returns it.
+/// One entry of a chain, as stored and as `GET /api/v1/audit` returns it:
+/// the record's fields at the top level, with its place in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Position in its chain, from 1.
     pub seq: u64,
-    /// See [`AuditRecord::at`].
-    pub at: String,
-    /// See [`AuditRecord::tenant`].
-    pub tenant: String,
-    /// See [`AuditRecord::org`].
-    pub org: String,
-    /// See [`AuditRecord::actor`].
-    pub actor: String,
-    /// See [`AuditRecord::kind`].
-    pub kind: String,
-    /// See [`AuditRecord::workflow_id`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workflow_id: Option<String>,
-    /// See [`AuditRecord::step_id`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_id: Option<String>,
-    /// See [`AuditRecord::decision`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decision: Option<Verdict>,
-    /// See [`AuditRecord::reason`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// See [`AuditRecord::details`].
-    pub details: Map<String, Value>,
+    /// What happened.
+    #[serde(flatten)]
+    pub record: AuditRecord,
     /// The previous entry's `hash`, or [`GENESIS_HASH`] for `seq` 1.
     pub prev_hash: String,
     /// See [`hash_entry`].
@@ -91,20 +71,8 @@ pub struct AuditEntry {
 #[derive(Serialize)]
 struct Hashed<'a> {
     seq: u64,
-    at: &'a str,
-    tenant: &'a str,
-    org: &'a str,
-    actor: &'a str,
-    kind: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    workflow_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    step_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decision: Option<Verdict>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    details: &'a Map<String, Value>,
+    #[serde(flatten)]
+    record: &'a AuditRecord,
 }
 
 /// Lowercase hex SHA-256 of `prev_hash` (UTF-8) followed by the RFC 8785
@@ -116,16 +84,7 @@ struct Hashed<'a> {
 pub fn hash_entry(prev_hash: &str, entry: &AuditEntry) -> String {
     let hashed = Hashed {
         seq: entry.seq,
-        at: &entry.at,
-        tenant: &entry.tenant,
-        org: &entry.org,
-        actor: &entry.actor,
-        kind: &entry.kind,
-        workflow_id: entry.workflow_id.as_deref(),
-        step_id: entry.step_id.as_deref(),
-        decision: entry.decision,
-        reason: entry.reason.as_deref(),
-        details: &entry.details,
+        record: &entry.record,
     };
     // Cannot fail: JCS refuses only non-finite numbers, and the fields are
     // strings, integers, a verdict and JSON values, which are always finite.
@@ -142,16 +101,7 @@ impl AuditRecord {
     pub fn seal(self, seq: u64, prev_hash: &str) -> AuditEntry {
         let mut entry = AuditEntry {
             seq,
-            at: self.at,
-            tenant: self.tenant,
-            org: self.org,
-            actor: self.actor,
-            kind: self.kind,
-            workflow_id: self.workflow_id,
-            step_id: self.step_id,
-            decision: self.decision,
-            reason: self.reason,
-            details: self.details,
+            record: self,
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
         };
@@ -348,19 +298,21 @@ mod tests {
     fn hash_is_sha256_of_prev_hash_then_jcs_without_hashes() {
         let entry = AuditEntry {
             seq: 7,
-            at: "2026-03-01T12:00:00.123456Z".into(),
-            tenant: "acme".into(),
-            org: "default".into(),
-            actor: "alice".into(),
-            kind: "step_gate".into(),
-            workflow_id: Some("wf_1".into()),
-            step_id: None,
-            decision: Some(Verdict::RequireApproval),
-            reason: Some("Over 10000 USD \u{e9}".into()),
-            details: json!({"z": 1.5, "a": [true, null], "m": {"y": "é", "b": 10}})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            record: AuditRecord {
+                at: "2026-03-01T12:00:00.123456Z".into(),
+                tenant: "acme".into(),
+                org: "default".into(),
+                actor: "alice".into(),
+                kind: "step_gate".into(),
+                workflow_id: Some("wf_1".into()),
+                step_id: None,
+                decision: Some(Verdict::RequireApproval),
+                reason: Some("Over 10000 USD \u{e9}".into()),
+                details: json!({"z": 1.5, "a": [true, null], "m": {"y": "é", "b": 10}})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            },
             prev_hash: "ignored, the argument counts".into(),
             hash: "ignored".into(),
         };
@@ -397,13 +349,13 @@ mod tests {
             ("untouched", |_| {}, report(true, 5, None)),
             (
                 "edited reason",
-                |c| c[2].reason = Some("edited".into()),
+                |c| c[2].record.reason = Some("edited".into()),
                 report(false, 3, Some(3)),
             ),
             (
                 "edited details",
                 |c| {
-                    c[3].details.insert("x".into(), json!(1));
+                    c[3].record.details.insert("x".into(), json!(1));
                 },
                 report(false, 4, Some(4)),
             ),
@@ -433,7 +385,7 @@ mod tests {
     #[test]
     fn a_rehashed_edit_is_still_caught_by_the_next_link() {
         let mut entries = chain(4);
-        entries[1].reason = Some("edited".into());
+        entries[1].record.reason = Some("edited".into());
         entries[1].hash = hash_entry(&entries[1].prev_hash, &entries[1]);
         assert_eq!(verify(&entries), report(false, 3, Some(3)));
     }

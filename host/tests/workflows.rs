@@ -538,13 +538,13 @@ async fn ten_concurrent_first_gates_evaluate_once() {
     let gates: Vec<AuditEntry> = app
         .audit()
         .into_iter()
-        .filter(|entry| entry.kind == "step_gate")
+        .filter(|entry| entry.record.kind == "step_gate")
         .collect();
     assert_eq!(gates.len(), 10);
     assert_eq!(
         gates
             .iter()
-            .filter(|e| e.details["cached"] == false)
+            .filter(|e| e.record.details["cached"] == false)
             .count(),
         1
     );
@@ -719,7 +719,7 @@ async fn every_change_writes_one_audit_entry_and_the_chain_verifies() {
     app.post(&format!("/api/v1/workflows/{id}/abort"), Value::Null)
         .await;
 
-    let kinds: Vec<String> = app.audit().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = app.audit().into_iter().map(|e| e.record.kind).collect();
     assert_eq!(
         kinds,
         [
@@ -731,10 +731,10 @@ async fn every_change_writes_one_audit_entry_and_the_chain_verifies() {
         ]
     );
     let entries = app.audit();
-    assert_eq!(entries[1].details["cached"], false);
-    assert_eq!(entries[2].details["cached"], true);
-    assert_eq!(entries[1].details["via"], "gate");
-    assert_eq!(entries[4].reason.as_deref(), Some("x"));
+    assert_eq!(entries[1].record.details["cached"], false);
+    assert_eq!(entries[2].record.details["cached"], true);
+    assert_eq!(entries[1].record.details["via"], "gate");
+    assert_eq!(entries[4].record.reason.as_deref(), Some("x"));
     app.assert_chain_valid();
 }
 
@@ -782,5 +782,5 @@ async fn gate_bodies_and_step_ids_are_validated() {
     }
     let empty = app.gate(&id, "s1", Value::Null).await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
-    assert!(app.audit().iter().all(|e| e.kind != "step_gate"));
+    assert!(app.audit().iter().all(|e| e.record.kind != "step_gate"));
 }

@@ -69,10 +69,11 @@ pub fn append(
     let (last_seq, prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
     let seq = u64::try_from(last_seq + 1).map_err(|_| corrupt("audit seq", last_seq))?;
     let entry = record.seal(seq, &prev_hash);
-    let details = serde_json::to_string(&entry.details).map_err(|error| StoreError::Invalid {
-        what: "audit details",
-        detail: error.to_string(),
-    })?;
+    let details =
+        serde_json::to_string(&entry.record.details).map_err(|error| StoreError::Invalid {
+            what: "audit details",
+            detail: error.to_string(),
+        })?;
     tx.prepare_cached(
         "INSERT INTO audit_log (chain, seq, at, tenant, org, actor, kind, workflow_id, step_id,
                                 decision, reason, details, prev_hash, hash)
@@ -82,15 +83,15 @@ pub fn append(
         stmt.execute(rusqlite::params![
             chain,
             last_seq + 1,
-            entry.at,
-            entry.tenant,
-            entry.org,
-            entry.actor,
-            entry.kind,
-            entry.workflow_id,
-            entry.step_id,
-            entry.decision.map(|d| d.as_str()),
-            entry.reason,
+            entry.record.at,
+            entry.record.tenant,
+            entry.record.org,
+            entry.record.actor,
+            entry.record.kind,
+            entry.record.workflow_id,
+            entry.record.step_id,
+            entry.record.decision.map(|d| d.as_str()),
+            entry.record.reason,
             details,
             entry.prev_hash,
             entry.hash,
@@ -200,16 +201,18 @@ fn decode(row: &Row) -> Result<AuditEntry, StoreError> {
         .map_err(|error| corrupt("audit details", error))?;
     Ok(AuditEntry {
         seq: u64::try_from(seq).map_err(|_| corrupt("audit seq", seq))?,
-        at: required(1, "audit at")?,
-        tenant: required(2, "audit tenant")?,
-        org: required(3, "audit org")?,
-        actor: required(4, "audit actor")?,
-        kind: required(5, "audit kind")?,
-        workflow_id: get(6)?,
-        step_id: get(7)?,
-        decision,
-        reason: get(9)?,
-        details,
+        record: AuditRecord {
+            at: required(1, "audit at")?,
+            tenant: required(2, "audit tenant")?,
+            org: required(3, "audit org")?,
+            actor: required(4, "audit actor")?,
+            kind: required(5, "audit kind")?,
+            workflow_id: get(6)?,
+            step_id: get(7)?,
+            decision,
+            reason: get(9)?,
+            details,
+        },
         prev_hash: required(11, "audit prev_hash")?,
         hash: required(12, "audit hash")?,
     })
