@@ -13,8 +13,7 @@ use super::CliError;
 use crate::input::DryRunBody;
 use crate::manifest::Manifest;
 use crate::runtime::{
-    CompiledPolicy, Evaluation, Fault, Limits, LogSource, PolicyRequest, PolicyRuntime,
-    RuntimeConfig,
+    CompiledPolicy, Evaluation, Fault, Limits, PolicyRequest, PolicyRuntime, RuntimeConfig,
 };
 use crate::verdict::Verdict;
 
@@ -199,12 +198,12 @@ fn request_from(origin: &Path, body: Value, actor: &str) -> Result<PolicyRequest
 
 fn print_logs(evaluation: &Evaluation) {
     for line in &evaluation.logs {
-        let source = match line.source {
-            LogSource::Host => "log",
-            LogSource::Stdout => "stdout",
-            LogSource::Stderr => "stderr",
-        };
-        eprintln!("policy {source} [{:?}]: {}", line.level, line.message);
+        eprintln!(
+            "policy {} [{:?}]: {}",
+            line.source.as_str(),
+            line.level,
+            line.message
+        );
     }
     if evaluation.dropped_log_bytes > 0 {
         eprintln!(

@@ -111,11 +111,7 @@ impl Evaluation {
     /// Forwards the policy's log lines to the host log, tagged with `policy`.
     pub fn emit_logs(&self, policy: &str) {
         for line in &self.logs {
-            let source = match line.source {
-                LogSource::Host => "log",
-                LogSource::Stdout => "stdout",
-                LogSource::Stderr => "stderr",
-            };
+            let source = line.source.as_str();
             let message = line.message.as_str();
             match line.level {
                 Level::Trace => tracing::trace!(policy, source, "{message}"),

@@ -24,6 +24,17 @@ pub enum LogSource {
     Stderr,
 }
 
+impl LogSource {
+    /// How logs name the source: `log`, `stdout`, `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::Host => "log",
+            LogSource::Stdout => "stdout",
+            LogSource::Stderr => "stderr",
+        }
+    }
+}
+
 /// One message a policy logged during an evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyLog {
