@@ -32,18 +32,26 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn eval(policy: &str, request: &Value) -> Value {
+/// Runs a command that prints an eval report and returns it, parsed.
+fn eval_report(args: &[&str]) -> Value {
+    let output = wcp(args);
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `wcp policy eval <policy> --request <request> <extra…>`.
+fn eval(policy: &str, request: &Value, extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let request = write_json(dir.path(), "gate.json", request);
-    let output = wcp(&[
+    let mut args = vec![
         "policy",
         "eval",
         policy,
         "--request",
         request.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
+    ];
+    args.extend_from_slice(extra);
+    eval_report(&args)
 }
 
 #[test]
@@ -51,6 +59,7 @@ fn eval_blocks_an_unknown_model_naming_it_and_allows_gpt_4o() {
     let report = eval(
         wasm::MODEL_ALLOWLIST,
         &json!({"step_type": "llm_call", "model": "davinci-001"}),
+        &[],
     );
     assert_eq!(report["verdict"], "block");
     assert_eq!(report["action"], "block");
@@ -64,55 +73,39 @@ fn eval_blocks_an_unknown_model_naming_it_and_allows_gpt_4o() {
     let report = eval(
         wasm::MODEL_ALLOWLIST,
         &json!({"step_type": "llm_call", "model": "gpt-4o"}),
+        &[],
     );
     assert_eq!(report["verdict"], "allow", "{report}");
 }
 
 #[test]
 fn eval_reports_a_fault_and_applies_on_error() {
-    let report = eval(wasm::PANIC, &json!({"step_type": "llm_call"}));
+    let report = eval(wasm::PANIC, &json!({"step_type": "llm_call"}), &[]);
     assert_eq!(report["action"], "error");
     assert_eq!(report["verdict"], "block");
     assert_eq!(report["error"]["kind"], "trap");
 
-    let dir = tempfile::tempdir().unwrap();
-    let request = write_json(dir.path(), "gate.json", &json!({"step_type": "llm_call"}));
-    let output = wcp(&[
-        "policy",
-        "eval",
+    let report = eval(
         wasm::PANIC,
-        "--request",
-        request.to_str().unwrap(),
-        "--on-error",
-        "allow",
-    ]);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        &json!({"step_type": "llm_call"}),
+        &["--on-error", "allow"],
+    );
     assert_eq!(report["verdict"], "allow", "{report}");
 }
 
 #[test]
 fn eval_passes_settings_to_the_policy() {
     let dir = tempfile::tempdir().unwrap();
-    let request = write_json(
-        dir.path(),
-        "gate.json",
-        &json!({"step_type": "llm_call", "model": "gpt-4o"}),
-    );
     let settings = write_json(
         dir.path(),
         "settings.json",
         &json!({"allowed_models": ["o3"]}),
     );
-    let output = wcp(&[
-        "policy",
-        "eval",
+    let report = eval(
         wasm::MODEL_ALLOWLIST,
-        "--request",
-        request.to_str().unwrap(),
-        "--settings",
-        settings.to_str().unwrap(),
-    ]);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        &json!({"step_type": "llm_call", "model": "gpt-4o"}),
+        &["--settings", settings.to_str().unwrap()],
+    );
     assert_eq!(report["verdict"], "block", "{report}");
 }
 
@@ -325,7 +318,7 @@ fn eval_reads_the_manifest_beside_the_policy_and_flags_override_it() {
     );
 
     let settings = write_json(dir.path(), "s.json", &json!({"allowed_models": ["gpt-4o"]}));
-    let output = wcp(&[
+    let report = eval_report(&[
         "policy",
         "eval",
         policy,
@@ -334,7 +327,6 @@ fn eval_reads_the_manifest_beside_the_policy_and_flags_override_it() {
         "--settings",
         settings.to_str().unwrap(),
     ]);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["verdict"], "block", "--settings overrides: {report}");
 }
 
@@ -345,7 +337,7 @@ fn a_manifest_sets_on_error_and_an_invalid_one_is_a_usage_error() {
     let request = request.to_str().unwrap();
     let manifest = dir.path().join("lenient.toml");
     fs::write(&manifest, "on_error = \"require_approval\"\n").unwrap();
-    let output = wcp(&[
+    let report = eval_report(&[
         "policy",
         "eval",
         wasm::PANIC,
@@ -354,7 +346,6 @@ fn a_manifest_sets_on_error_and_an_invalid_one_is_a_usage_error() {
         "--manifest",
         manifest.to_str().unwrap(),
     ]);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["verdict"], "require_approval", "{report}");
 
     fs::write(&manifest, "timeout_ms = 0\n").unwrap();

@@ -10,18 +10,12 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::runtime;
+use common::{put, runtime};
 use host::gate::{Action, RunErrorKind, combine, evaluate_policies};
 use host::input::{DryRunBody, PolicyInput};
 use host::policy_set::PolicySet;
 use host::verdict::Verdict;
 use wcp_test_artifacts as wasm;
-
-fn put(dir: &Path, relative: &str, bytes: &[u8]) {
-    let path = dir.join(relative);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, bytes).unwrap();
-}
 
 fn install(dir: &Path, id: &str, module: &str, manifest: &str) {
     put(dir, &format!("{id}.wasm"), &fs::read(module).unwrap());

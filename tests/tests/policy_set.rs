@@ -10,15 +10,9 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::runtime;
+use common::{put, runtime};
 use host::policy_set::{PolicySet, Scope, Status};
 use wcp_test_artifacts as wasm;
-
-fn put(dir: &Path, relative: &str, bytes: &[u8]) {
-    let path = dir.join(relative);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, bytes).unwrap();
-}
 
 fn module(path: &str) -> Vec<u8> {
     fs::read(path).unwrap()

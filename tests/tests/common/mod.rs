@@ -4,6 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -62,4 +64,11 @@ pub fn evaluate(path: &str, body: Value, settings: Value) -> Evaluation {
         ..Limits::default()
     };
     evaluate_with(path, body, settings, limits)
+}
+
+/// Writes `bytes` to `relative` under `dir`, creating directories as needed.
+pub fn put(dir: &Path, relative: &str, bytes: &[u8]) {
+    let path = dir.join(relative);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
 }
