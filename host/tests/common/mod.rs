@@ -1,0 +1,167 @@
+//! The harness of the router tests: a real router (`oneshot`) per test
+//! with its own database, over a policy directory holding
+//! `global/tool-approval` (tool calls only, default settings), compiled
+//! once per test binary.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::fs;
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use host::api::{self, AppState};
+use host::audit::AuditEntry;
+use host::auth::Authenticator;
+use host::config::ServeConfig;
+use host::policy_set::PolicySet;
+use host::runtime::{PolicyRuntime, RuntimeConfig};
+use host::store::Store;
+use host::store::audit::{AuditFilter, list, verify_chain};
+use wcp_test_artifacts as wasm;
+
+/// Basic credentials `other:`.
+pub const OTHER: &str = "Basic b3RoZXI6";
+
+struct Fixture {
+    runtime: Arc<PolicyRuntime>,
+    set: PolicySet,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let runtime = PolicyRuntime::new(RuntimeConfig {
+        cache_dir: None,
+        disable_pooling: true,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("global")).unwrap();
+    fs::copy(
+        wasm::TOOL_APPROVAL,
+        dir.path().join("global/tool-approval.wasm"),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("global/tool-approval.toml"),
+        "step_types = [\"tool_call\"]\n",
+    )
+    .unwrap();
+    let set = PolicySet::load(&runtime, dir.path(), &PolicySet::default());
+    assert_eq!(set.serving_count(), 1, "{set:?}");
+    Fixture {
+        runtime: Arc::new(runtime),
+        set,
+    }
+});
+
+pub struct App {
+    pub router: Router,
+    pub store: Store,
+    pub data: tempfile::TempDir,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+pub fn app_with(config: ServeConfig) -> App {
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(data.path()).unwrap();
+    let state = AppState::new(
+        config,
+        Arc::clone(&FIXTURE.runtime),
+        Authenticator::Community,
+        store.clone(),
+    );
+    state.publish(FIXTURE.set.clone());
+    state.mark_ready();
+    App {
+        router: api::app(state),
+        store,
+        data,
+    }
+}
+
+pub fn app() -> App {
+    app_with(ServeConfig::default())
+}
+
+impl App {
+    pub async fn send(&self, method: Method, uri: &str, auth: Option<&str>, body: &str) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let request = request.body(Body::from(body.to_owned())).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Answer { status, body }
+    }
+
+    pub async fn post(&self, uri: &str, body: Value) -> Answer {
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        self.send(Method::POST, uri, None, &text).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.send(Method::GET, uri, None, "").await
+    }
+
+    pub async fn create(&self, name: &str) -> String {
+        let answer = self
+            .post("/api/v1/workflows", json!({"workflow_name": name}))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED);
+        answer.json()["workflow_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn gate(&self, id: &str, step: &str, body: Value) -> Answer {
+        self.post(&format!("/api/v1/workflows/{id}/steps/{step}/gate"), body)
+            .await
+    }
+
+    pub fn audit(&self) -> Vec<AuditEntry> {
+        let filter = AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        };
+        self.store
+            .read(|conn| list(conn, "community", &filter))
+            .unwrap()
+            .0
+    }
+
+    pub fn assert_chain_valid(&self) {
+        let report = self
+            .store
+            .read(|conn| verify_chain(conn, "community"))
+            .unwrap();
+        let report = serde_json::to_value(report).unwrap();
+        assert_eq!(report["valid"], true, "{report}");
+    }
+}
+
+pub fn llm() -> Value {
+    json!({"step_type": "llm_call", "step_input": {"prompt": "hi", "n": 1}})
+}
+
+pub fn send_email() -> Value {
+    json!({"step_type": "tool_call", "tool_context": {"tool_name": "send_email"}})
+}
