@@ -71,6 +71,15 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
+    /// The most workflows `tenant` may have in progress, if its
+    /// credentials set one. Community mode has none: the server's
+    /// `--max-concurrent-workflows` applies.
+    pub fn workflow_limit(&self, _tenant: &str) -> Option<u64> {
+        match self {
+            Authenticator::Community => None,
+        }
+    }
+
     /// Identifies the caller from the request headers.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         match self {

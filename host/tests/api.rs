@@ -577,6 +577,12 @@ async fn openapi_is_3_1_and_matches_the_router() {
         ("POST", "/api/v1/workflows/{id}/resume"),
         ("POST", "/api/v1/workflows/{id}/steps/{step_id}/gate"),
         ("POST", "/api/v1/workflows/{id}/steps/{step_id}/complete"),
+        ("GET", "/api/v1/workflows/{id}/checkpoints"),
+        ("POST", "/api/v1/workflows/{id}/checkpoints/resume"),
+        (
+            "POST",
+            "/api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume",
+        ),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
@@ -590,7 +596,8 @@ async fn openapi_is_3_1_and_matches_the_router() {
             .replace("{scope}", "global")
             .replace("{name}", "model-allowlist")
             .replace("{id}", "wf_missing")
-            .replace("{step_id}", "s1");
+            .replace("{step_id}", "s1")
+            .replace("{checkpoint_id}", "1");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let answer = send(&app, request(method.clone(), &uri, None, Body::from("{}"))).await;
         assert!(

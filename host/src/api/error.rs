@@ -16,6 +16,10 @@ use crate::input::InputError;
 /// the server starts.
 const NOT_READY_RETRY_AFTER: &str = "1";
 
+/// Seconds a client should wait before creating another workflow once its
+/// tenant is at its concurrency limit (contract §2.1).
+const LIMIT_RETRY_AFTER: u32 = 5;
+
 /// An error answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -69,6 +73,16 @@ pub enum ApiError {
         /// `changed`, or `gated or run` on the gate.
         what: &'static str,
     },
+    /// 429 with the code of the limit hit, and `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// `CONCURRENT_EXECUTION_LIMIT`, …
+        code: &'static str,
+        /// The contract's message.
+        message: String,
+        /// Seconds to wait before retrying.
+        retry_after: u32,
+    },
     /// 503 `NOT_READY` until the first policy load is done.
     #[error("Server is starting")]
     NotReady,
@@ -100,6 +114,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } | ApiError::KeyMismatch { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -117,6 +132,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::KeyMismatch { .. } => "IDEMPOTENCY_KEY_MISMATCH",
             ApiError::TooLarge { .. } => "REQUEST_TOO_LARGE",
+            ApiError::TooManyRequests { code, .. } => code,
             ApiError::NotReady => "NOT_READY",
             ApiError::Internal { .. } => "INTERNAL_ERROR",
         }
@@ -165,6 +181,13 @@ impl From<Refusal> for ApiError {
                 expected,
                 received,
             },
+            Refusal::ConcurrencyLimit { limit } => ApiError::TooManyRequests {
+                code: "CONCURRENT_EXECUTION_LIMIT",
+                message: format!(
+                    "Maximum concurrent workflows reached for this tenant (limit {limit})"
+                ),
+                retry_after: LIMIT_RETRY_AFTER,
+            },
         }
     }
 }
@@ -186,11 +209,13 @@ impl IntoResponse for ApiError {
             tracing::error!(%operation, %detail, "request failed");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if matches!(self, ApiError::NotReady) {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(NOT_READY_RETRY_AFTER),
-            );
+        let retry_after = match &self {
+            ApiError::NotReady => Some(HeaderValue::from_static(NOT_READY_RETRY_AFTER)),
+            ApiError::TooManyRequests { retry_after, .. } => Some(HeaderValue::from(*retry_after)),
+            _ => None,
+        };
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

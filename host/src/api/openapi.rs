@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{Routes, lifecycle, ops, policies, steps, workflows};
+use super::{Routes, checkpoints, lifecycle, ops, policies, steps, workflows};
 
 /// The error envelope (contract §1.5).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -45,6 +45,9 @@ pub struct ErrorBody {
         lifecycle::resume_workflow,
         steps::gate_step,
         steps::complete_step,
+        checkpoints::get_checkpoints,
+        checkpoints::resume_last,
+        checkpoints::resume_checkpoint,
     ),
     components(schemas(ErrorBody)),
     tags(

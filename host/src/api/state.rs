@@ -10,6 +10,8 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 use super::{ApiError, Metrics};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
+use crate::gate::{Combined, combine, evaluate_policies};
+use crate::input::PolicyInput;
 use crate::policy_set::PolicySet;
 use crate::runtime::PolicyRuntime;
 use crate::store::Store;
@@ -87,6 +89,14 @@ impl AppState {
         lock.lock_owned().await
     }
 
+    /// The most workflows `tenant` may have in progress (contract §2.1):
+    /// its credentials' limit, else `--max-concurrent-workflows`, else none.
+    pub fn workflow_limit(&self, tenant: &str) -> Option<u64> {
+        self.auth
+            .workflow_limit(tenant)
+            .or(self.config.max_concurrent_workflows.map(u64::from))
+    }
+
     /// Whether `/ready` answers 200.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
@@ -101,6 +111,28 @@ impl AppState {
     /// Marks the server ready.
     pub fn mark_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// Evaluates the policies that apply to `tenant` on one snapshot of the
+    /// policy set, counts each run, and combines the runs into a decision
+    /// (contract §4.2).
+    pub async fn decide(
+        &self,
+        operation: &'static str,
+        tenant: &str,
+        input: PolicyInput,
+    ) -> Result<Combined, ApiError> {
+        let set = self.policies.load_full();
+        let tenant = tenant.to_owned();
+        let runs = self
+            .run_blocking(operation, move |runtime| {
+                evaluate_policies(runtime, &set, &tenant, &input)
+            })
+            .await?;
+        for run in &runs {
+            self.metrics.policy_run(run);
+        }
+        Ok(combine(runs))
     }
 
     /// Runs CPU-bound policy work off the async executor, at most one job per

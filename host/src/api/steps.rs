@@ -20,8 +20,7 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowWrite};
 use crate::clock;
 use crate::gate::flow::{self, FlowError, Refusal, RetryContext};
-use crate::gate::record::{self, GateCall};
-use crate::gate::{combine, evaluate_policies};
+use crate::gate::record::{self, GateCall, Via};
 use crate::input::{GateBody, InputError};
 use crate::store::audit;
 use crate::store::steps::{find_step, save_step};
@@ -123,6 +122,7 @@ pub async fn gate_step(
         step_id,
         gate,
         approval_ttl: state.config.approval_ttl,
+        via: Via::Gate,
     };
 
     let _serialised = state.lock_gates(&call.workflow_id).await;
@@ -137,17 +137,7 @@ pub async fn gate_step(
         None
     } else {
         let input = record::policy_input(&view, &call);
-        let set = state.policies.load_full();
-        let tenant = call.tenant.clone();
-        let runs = state
-            .run_blocking(GATE_FAILED, move |runtime| {
-                evaluate_policies(runtime, &set, &tenant, &input)
-            })
-            .await?;
-        for run in &runs {
-            state.metrics.policy_run(run);
-        }
-        Some(combine(runs))
+        Some(state.decide(GATE_FAILED, &call.tenant, input).await?)
     };
     let job_call = call.clone();
     let recorded = state

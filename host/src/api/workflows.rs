@@ -13,14 +13,15 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiPath};
-use super::{ApiError, AppState, Routes, lifecycle, steps};
+use super::{ApiError, AppState, Routes, checkpoints, lifecycle, steps};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
 use crate::clock;
+use crate::gate::flow::{FlowError, check_capacity};
 use crate::input::InputError;
 use crate::store::steps::{StepRow, list_steps};
 use crate::store::workflows::{WorkflowFilter, WorkflowRow, find_workflow, insert_workflow};
-use crate::store::{StoreError, audit, workflows};
+use crate::store::{audit, workflows};
 
 /// The 404 of a missing or foreign workflow.
 pub const WORKFLOW_NOT_FOUND: &str = "Workflow not found";
@@ -53,6 +54,7 @@ fn too_long(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError
     responses(
         (status = 201, description = "Registered, in progress", body = Object),
         (status = 400, description = "Invalid body", body = super::openapi::ErrorBody),
+        (status = 429, description = "The tenant is at its concurrency limit; nothing stored", body = super::openapi::ErrorBody),
     ))]
 pub async fn create_workflow(
     Authorized(caller, _): Authorized<WorkflowWrite>,
@@ -117,15 +119,17 @@ pub async fn create_workflow(
         details,
     };
     let stored = row.clone();
+    let limit = state.workflow_limit(&caller.tenant);
     state
         .store
-        .submit_async(move |tx| -> Result<(), StoreError> {
+        .submit_async(move |tx| -> Result<(), FlowError> {
+            check_capacity(workflows::count_running(tx, &stored.tenant)?, limit)?;
             insert_workflow(tx, &stored)?;
             audit::append(tx, &stored.tenant, record)?;
             Ok(())
         })
         .await
-        .map_err(|error| ApiError::internal("Failed to create workflow", error))?;
+        .map_err(|error| ApiError::from_flow("Failed to create workflow", error))?;
     let mut answer = json!({
         "workflow_id": row.workflow_id, "workflow_name": row.workflow_name,
         "source": row.source, "status": row.status, "created_at": now, "started_at": now,
@@ -296,4 +300,5 @@ pub fn routes() -> Routes {
         .route::<__path_get_workflow, _, _>(get_workflow)
         .merge(lifecycle::routes())
         .merge(steps::routes())
+        .merge(checkpoints::routes())
 }

@@ -39,6 +39,12 @@ pub enum Refusal {
         /// Sent key, `""` when none.
         received: String,
     },
+    /// 429 `CONCURRENT_EXECUTION_LIMIT`: the tenant already has `limit`
+    /// workflows in progress (contract §2.1).
+    ConcurrencyLimit {
+        /// The tenant's limit.
+        limit: u64,
+    },
 }
 
 impl Refusal {
@@ -65,6 +71,15 @@ pub enum FlowError {
 impl From<Refusal> for FlowError {
     fn from(refusal: Refusal) -> Self {
         FlowError::Refused(refusal)
+    }
+}
+
+/// Refuses one more running workflow when the tenant has `running` of at
+/// most `limit` (none: unlimited).
+pub fn check_capacity(running: u64, limit: Option<u64>) -> Result<(), Refusal> {
+    match limit {
+        Some(limit) if running >= limit => Err(Refusal::ConcurrencyLimit { limit }),
+        _ => Ok(()),
     }
 }
 

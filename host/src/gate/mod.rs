@@ -9,6 +9,8 @@
 //!   cached answers, `retry_context`).
 //! - `record`: §4.1 against the store: the pre-check and the one
 //!   transaction recording a gate, its checkpoint and audit entry.
+//! - `resume`: checkpoint resumes (§2.14, §2.15), replaying a step's
+//!   stored gate.
 //!
 //! [`PolicySet`]: crate::policy_set::PolicySet
 
@@ -16,6 +18,7 @@ mod combine;
 mod evaluate;
 pub mod flow;
 pub mod record;
+pub mod resume;
 
 pub use combine::{Combined, combine};
 pub use evaluate::{Action, PolicyRun, RunError, RunErrorKind, evaluate_policies, run_policy};

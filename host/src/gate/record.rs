@@ -14,7 +14,8 @@ use super::flow::{
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::input::{PolicyInput, RetryPolicy, StepInput, ValidGate, WorkflowInput};
-use crate::store::steps::{self, CheckpointOwner, StepRow};
+use crate::store::checkpoints::{self, CheckpointOwner};
+use crate::store::steps::{self, StepRow};
 use crate::store::workflows::{self, WorkflowRow};
 use crate::store::{StoreError, audit};
 use crate::verdict::Verdict;
@@ -36,6 +37,26 @@ pub struct GateCall {
     pub gate: ValidGate,
     /// How long a new hold lasts.
     pub approval_ttl: Duration,
+    /// What asked for the gate.
+    pub via: Via,
+}
+
+/// What asked for a gate, as its audit entry's `via` says (contract §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The gate route.
+    Gate,
+    /// A checkpoint resume re-running the step's stored gate.
+    CheckpointResume,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Gate => "gate",
+            Via::CheckpointResume => "checkpoint_resume",
+        }
+    }
 }
 
 impl GateCall {
@@ -196,7 +217,7 @@ pub fn record(
             actor: &call.actor,
             at: &now,
         };
-        steps::upsert_checkpoint(tx, &recorded.step, owner)?;
+        checkpoints::upsert_checkpoint(tx, &recorded.step, owner)?;
     }
     audit::append(tx, &call.tenant, audit_record(call, &recorded, &now))?;
     Ok(recorded)
@@ -338,7 +359,7 @@ fn audit_record(call: &GateCall, recorded: &Recorded, now: &str) -> AuditRecord 
         "step_input_sha256".into(),
         json!(flow::sha256_of(&step.step_input)),
     );
-    details.insert("via".into(), json!("gate"));
+    details.insert("via".into(), json!(call.via.as_str()));
     AuditRecord {
         at: now.to_owned(),
         tenant: call.tenant.clone(),

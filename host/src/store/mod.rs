@@ -5,7 +5,8 @@
 //! - `writer`: the one writer thread and its group commit.
 //! - `readers`: the pool of read-only connections.
 //! - [`audit`]: the audit chains in SQL.
-//! - [`workflows`], [`steps`]: workflows, steps and checkpoints in SQL.
+//! - [`workflows`], [`steps`], [`checkpoints`]: workflows, steps and
+//!   checkpoints in SQL.
 //! - `error`: [`StoreError`].
 //!
 //! Writes go through [`Store::submit`] / [`Store::submit_async`] as jobs on
@@ -19,6 +20,7 @@
 //! with this module as its first implementation.
 
 pub mod audit;
+pub mod checkpoints;
 mod error;
 mod migrations;
 mod readers;

@@ -1,9 +1,8 @@
-//! Workflow steps and their checkpoints in SQL (contract §2.4, §2.5,
-//! §2.13, §4.1). A step is read whole, changed by the domain, and written
-//! back whole, so one upsert serves first gates, cached re-gates,
+//! Workflow steps in SQL (contract §2.4, §2.5, §4.1). A step is read
+//! whole, changed by the domain, and written back whole, so one upsert serves first gates, cached re-gates,
 //! reevaluations and step completes.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, Row, Transaction, params};
 use serde_json::Value;
 
 use super::error::{SqlContext, StoreError};
@@ -284,68 +283,4 @@ pub fn save_step(tx: &Transaction, step: &StepRow) -> Result<(), StoreError> {
         })
         .context("writing a step")?;
     Ok(())
-}
-
-/// Who wrote a checkpoint, and when.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckpointOwner<'a> {
-    /// Workflow tenant.
-    pub tenant: &'a str,
-    /// Workflow org.
-    pub org: &'a str,
-    /// The gate's actor.
-    pub actor: &'a str,
-    /// The gate's time.
-    pub at: &'a str,
-}
-
-/// Upserts the step's checkpoint from its freshly evaluated row (§2.13),
-/// keeping its id and resume counters. Returns the checkpoint id.
-pub fn upsert_checkpoint(
-    tx: &Transaction,
-    step: &StepRow,
-    owner: CheckpointOwner,
-) -> Result<i64, StoreError> {
-    let to_text = |value: &Option<Value>| value.as_ref().map(Value::to_string);
-    tx.query_row(
-        "INSERT INTO checkpoints (workflow_id, step_id, step_index, step_type, step_name,
-             gate_decision, gate_reason, policies_evaluated, policies_matched, step_input,
-             tool_context, model, provider, tenant_id, org_id, client_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (workflow_id, step_id) DO UPDATE SET
-             step_index = excluded.step_index, step_type = excluded.step_type,
-             step_name = excluded.step_name, gate_decision = excluded.gate_decision,
-             gate_reason = excluded.gate_reason, policies_evaluated = excluded.policies_evaluated,
-             policies_matched = excluded.policies_matched, step_input = excluded.step_input,
-             tool_context = excluded.tool_context, model = excluded.model,
-             provider = excluded.provider, client_id = excluded.client_id,
-             created_at = excluded.created_at
-         RETURNING id",
-        params![
-            step.workflow_id,
-            step.step_id,
-            step.step_index,
-            step.step_type,
-            step.step_name,
-            step.decision.as_str(),
-            step.decision_reason,
-            step.policies_evaluated.to_string(),
-            step.policies_matched.to_string(),
-            step.step_input.to_string(),
-            to_text(&step.tool_context),
-            step.model,
-            step.provider,
-            owner.tenant,
-            owner.org,
-            owner.actor,
-            owner.at,
-        ],
-        |row| row.get(0),
-    )
-    .optional()
-    .context("writing a checkpoint")?
-    .ok_or_else(|| StoreError::Invalid {
-        what: "checkpoint",
-        detail: "upsert returned no id".into(),
-    })
 }

@@ -268,3 +268,29 @@ pub fn add_totals(
     .context("adding to the workflow's totals")?;
     Ok(())
 }
+
+/// How many of the tenant's workflows are `in_progress`: what the
+/// concurrency limit counts (contract §2.1). Inside the writer's
+/// transaction, the count and the insert that follows are atomic.
+pub fn count_running(conn: &Connection, tenant: &str) -> Result<u64, StoreError> {
+    let count: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM workflows WHERE tenant = ?1 AND status = 'in_progress'",
+        )
+        .and_then(|mut stmt| stmt.query_row([tenant], |row| row.get(0)))
+        .context("counting running workflows")?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Brings an aborted workflow back to `in_progress` (contract §2.14 step
+/// 4): the end time, step total and abort reason are cleared.
+pub fn revive_workflow(tx: &Transaction, id: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE workflows SET status = 'in_progress', completed_at = NULL, total_steps = NULL,
+             abort_reason = NULL
+         WHERE workflow_id = ?1 AND status = 'aborted'",
+        [id],
+    )
+    .context("reviving a workflow")?;
+    Ok(())
+}

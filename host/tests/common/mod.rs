@@ -1,7 +1,7 @@
 //! The harness of the router tests: a real router (`oneshot`) per test
 //! with its own database, over a policy directory holding
-//! `global/tool-approval` (tool calls only, default settings), compiled
-//! once per test binary.
+//! `global/tool-approval` (tool calls only: `send_email` is held for
+//! approval, `drop_table` blocked), compiled once per test binary.
 
 #![allow(clippy::unwrap_used, dead_code)]
 
@@ -48,7 +48,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     .unwrap();
     fs::write(
         dir.path().join("global/tool-approval.toml"),
-        "step_types = [\"tool_call\"]\n",
+        "step_types = [\"tool_call\"]\n[settings]\nblocked_tools = [\"drop_table\"]\n",
     )
     .unwrap();
     let set = PolicySet::load(&runtime, dir.path(), &PolicySet::default());
@@ -160,6 +160,10 @@ impl App {
 
 pub fn llm() -> Value {
     json!({"step_type": "llm_call", "step_input": {"prompt": "hi", "n": 1}})
+}
+
+pub fn drop_table() -> Value {
+    json!({"step_type": "tool_call", "tool_context": {"tool_name": "drop_table"}})
 }
 
 pub fn send_email() -> Value {

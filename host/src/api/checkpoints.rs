@@ -1,0 +1,176 @@
+//! Checkpoint routes (contract §2.13-2.15): the list, and resuming from the
+//! last resumable checkpoint or from one by id. A resume holds the
+//! workflow's gate lock like a gate: it re-runs a step's gate.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::ApiPath;
+use super::workflows::WORKFLOW_NOT_FOUND;
+use super::{ApiError, AppState, Routes};
+use crate::auth::{Authorized, Caller, WorkflowRead, WorkflowWrite};
+use crate::gate::flow::FlowError;
+use crate::gate::record;
+use crate::gate::resume::{self, ResumeCall, Target};
+use crate::store::checkpoints::{CheckpointRow, list_checkpoints};
+use crate::store::workflows::find_workflow;
+use crate::verdict::Verdict;
+
+const RESUME_FAILED: &str = "Failed to resume workflow from checkpoint";
+
+/// The answer of the checkpoint list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointList {
+    /// The workflow.
+    pub workflow_id: String,
+    /// One per gated step with a fresh evaluation, by `step_index`.
+    #[schema(value_type = Vec<Object>)]
+    pub checkpoints: Vec<CheckpointRow>,
+}
+
+/// The answer of a resume.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResumeAnswer {
+    /// The workflow.
+    pub workflow_id: String,
+    /// The step whose gate was re-run.
+    pub resumed_from_checkpoint: String,
+    /// That step's index.
+    pub resumed_from_index: u32,
+    /// The re-run gate's decision.
+    #[schema(value_type = String)]
+    pub new_decision: Verdict,
+    /// Always `fresh`: the policies ran.
+    pub decision_source: &'static str,
+    /// Resumes of the checkpoint, this one included.
+    pub resume_count: u32,
+    /// `Resumed from checkpoint <id>`.
+    pub message: String,
+}
+
+/// GET /api/v1/workflows/{id}/checkpoints
+#[utoipa::path(get, path = "/api/v1/workflows/{id}/checkpoints", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses(
+        (status = 200, description = "The workflow's checkpoints", body = CheckpointList),
+        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_checkpoints(
+    Authorized(caller, _): Authorized<WorkflowRead>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CheckpointList>, ApiError> {
+    let workflow_id = id.clone();
+    let checkpoints = state
+        .store
+        .read_async(move |conn| {
+            if find_workflow(conn, &id, &caller.tenant, &caller.org)?.is_none() {
+                return Ok(None);
+            }
+            list_checkpoints(conn, &id).map(Some)
+        })
+        .await
+        .map_err(|error| ApiError::internal("Failed to list checkpoints", error))?
+        .ok_or(ApiError::NotFound(WORKFLOW_NOT_FOUND))?;
+    Ok(Json(CheckpointList {
+        workflow_id,
+        checkpoints,
+    }))
+}
+
+/// POST /api/v1/workflows/{id}/checkpoints/resume
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/checkpoints/resume", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses(
+        (status = 200, description = "Resumed; the step's gate was re-run", body = ResumeAnswer),
+        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
+        (status = 409, description = "Finished, held for approval, or nothing resumable", body = super::openapi::ErrorBody),
+        (status = 429, description = "Reviving would pass the tenant's concurrency limit", body = super::openapi::ErrorBody),
+    ))]
+pub async fn resume_last(
+    Authorized(caller, _): Authorized<WorkflowWrite>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ResumeAnswer>, ApiError> {
+    resume_from(&state, caller, id, Target::Last).await
+}
+
+/// POST /api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"),
+           ("checkpoint_id" = i64, Path, description = "Checkpoint id, a positive integer")),
+    responses(
+        (status = 200, description = "Resumed; the step's gate was re-run", body = ResumeAnswer),
+        (status = 400, description = "Invalid checkpoint id", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown workflow or checkpoint", body = super::openapi::ErrorBody),
+        (status = 409, description = "Finished, held for approval, or not resumable", body = super::openapi::ErrorBody),
+        (status = 429, description = "Reviving would pass the tenant's concurrency limit", body = super::openapi::ErrorBody),
+    ))]
+pub async fn resume_checkpoint(
+    Authorized(caller, _): Authorized<WorkflowWrite>,
+    State(state): State<AppState>,
+    ApiPath((id, checkpoint_id)): ApiPath<(String, String)>,
+) -> Result<Json<ResumeAnswer>, ApiError> {
+    let checkpoint_id = checkpoint_id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::BadRequest("Invalid checkpoint ID".into()))?;
+    resume_from(&state, caller, id, Target::Id(checkpoint_id)).await
+}
+
+/// Plans the resume on a read, evaluates the stored gate's policies, and
+/// records it all in one transaction that checks the state again.
+async fn resume_from(
+    state: &AppState,
+    caller: Caller,
+    workflow_id: String,
+    target: Target,
+) -> Result<Json<ResumeAnswer>, ApiError> {
+    let call = ResumeCall {
+        limit: state.workflow_limit(&caller.tenant),
+        tenant: caller.tenant,
+        org: caller.org,
+        actor: caller.actor,
+        workflow_id,
+        target,
+        approval_ttl: state.config.approval_ttl,
+    };
+    let _serialised = state.lock_gates(&call.workflow_id).await;
+    let planned_call = call.clone();
+    let plan = state
+        .store
+        .read_async(move |conn| Ok(resume::plan(conn, &planned_call)))
+        .await
+        .map_err(|error| ApiError::internal(RESUME_FAILED, error))?
+        .map_err(|error| ApiError::from_flow(RESUME_FAILED, error))?;
+    let input = record::policy_input(&plan.view, &plan.call);
+    let fresh = state.decide(RESUME_FAILED, &call.tenant, input).await?;
+    let job_call = call.clone();
+    let resumed = state
+        .store
+        .submit_async(move |tx| -> Result<_, FlowError> {
+            resume::record(tx, &job_call, &plan, fresh)
+        })
+        .await
+        .map_err(|error| ApiError::from_flow(RESUME_FAILED, error))?;
+    Ok(Json(ResumeAnswer {
+        workflow_id: call.workflow_id,
+        resumed_from_checkpoint: resumed.checkpoint.step_id.clone(),
+        resumed_from_index: resumed.gate.step.step_index,
+        new_decision: resumed.gate.decision,
+        decision_source: "fresh",
+        resume_count: resumed.resume_count,
+        message: format!("Resumed from checkpoint {}", resumed.checkpoint.id),
+    }))
+}
+
+/// The checkpoint routes.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route::<__path_get_checkpoints, _, _>(get_checkpoints)
+        .route::<__path_resume_last, _, _>(resume_last)
+        .route::<__path_resume_checkpoint, _, _>(resume_checkpoint)
+}
