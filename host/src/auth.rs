@@ -192,6 +192,14 @@ impl Access for WorkflowRead {
     const ROLES: &'static [Role] = &[Role::Member, Role::Approver];
 }
 
+/// The audit trail: `admin`.
+#[derive(Debug)]
+pub struct AuditRead;
+
+impl Access for AuditRead {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
 /// A caller holding one of `A`'s roles. As an extractor it runs before the
 /// path and the body are read, keeping the contract's order (§1.8).
 #[derive(Debug)]

@@ -97,5 +97,8 @@ pub async fn load_policies(state: &AppState, dir: &Path) {
         failed,
         "policies loaded"
     );
+    let loaded = set.entries().len() - failed;
+    state.metrics.policy_reloads("loaded", loaded as u64);
+    state.metrics.policy_reloads("failed", failed as u64);
     state.publish(set);
 }

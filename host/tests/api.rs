@@ -583,6 +583,8 @@ async fn openapi_is_3_1_and_matches_the_router() {
             "POST",
             "/api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume",
         ),
+        ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/audit/verify"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

@@ -635,3 +635,35 @@ async fn gate_bodies_and_step_ids_are_validated() {
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert!(app.audit().iter().all(|e| e.record.kind != "step_gate"));
 }
+
+#[tokio::test]
+async fn metrics_count_gates_and_workflows() {
+    let app = app();
+    let running = app.create("running").await;
+    let done = app.create("done").await;
+    app.gate(&running, "s1", llm()).await;
+    app.gate(&running, "s1", llm()).await;
+    app.gate(&running, "s2", send_email()).await;
+    app.post(&format!("/api/v1/workflows/{done}/complete"), Value::Null)
+        .await;
+    // A refused gate is not an answered gate.
+    app.gate(&done, "s1", llm()).await;
+
+    let answer = app.get("/metrics").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = String::from_utf8(answer.body.to_vec()).unwrap();
+    for series in [
+        r#"wcp_gate_requests_total{decision="allow",source="fresh"} 1"#,
+        r#"wcp_gate_requests_total{decision="allow",source="cached"} 1"#,
+        r#"wcp_gate_requests_total{decision="require_approval",source="fresh"} 1"#,
+        "wcp_gate_duration_seconds_count 3",
+        r#"wcp_workflows{status="in_progress"} 1"#,
+        r#"wcp_workflows{status="completed"} 1"#,
+        r#"wcp_workflows{status="failed"} 0"#,
+        r#"wcp_workflows{status="aborted"} 0"#,
+        r#"wcp_policy_reloads_total{result="removed"} 0"#,
+    ] {
+        assert!(text.contains(series), "missing {series} in\n{text}");
+    }
+    assert!(!text.contains("community"), "no tenant in metrics");
+}

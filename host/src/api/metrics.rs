@@ -60,24 +60,46 @@ impl Metrics {
                 "wcp_policy_errors_total",
                 "Policy runs that produced no verdict, by kind",
             ),
+            (
+                "wcp_gate_requests_total",
+                "Answered gates by decision and source (fresh or cached)",
+            ),
+            (
+                "wcp_policy_reloads_total",
+                "Policy loads by result (loaded, failed, removed)",
+            ),
         ];
         for (name, help) in describe {
             recorder.describe_counter(name.into(), None, help.into());
         }
-        recorder.describe_gauge(
-            "wcp_policies".into(),
-            None,
-            "Policies by load status".into(),
-        );
-        recorder.describe_histogram(
-            "wcp_policy_evaluation_duration_seconds".into(),
-            Some(Unit::Seconds),
-            "Time of one policy evaluation (instantiation plus call)".into(),
-        );
-        Metrics {
+        for (name, help) in [
+            ("wcp_policies", "Policies by load status"),
+            ("wcp_workflows", "Workflows by status, counted when scraped"),
+        ] {
+            recorder.describe_gauge(name.into(), None, help.into());
+        }
+        for (name, help) in [
+            (
+                "wcp_policy_evaluation_duration_seconds",
+                "Time of one policy evaluation (instantiation plus call)",
+            ),
+            (
+                "wcp_gate_duration_seconds",
+                "Time of an answered gate, from the request to the committed answer",
+            ),
+        ] {
+            recorder.describe_histogram(name.into(), Some(Unit::Seconds), help.into());
+        }
+        let metrics = Metrics {
             recorder: Arc::new(recorder),
             handle,
+        };
+        // Counters that may stay at zero for a long time still show up, so
+        // a dashboard's rate() has a series from the first scrape.
+        for result in ["loaded", "failed", "removed"] {
+            metrics.policy_reloads(result, 0);
         }
+        metrics
     }
 
     fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
@@ -117,6 +139,47 @@ impl Metrics {
             self.recorder
                 .register_histogram(&key, &METADATA)
                 .record(seconds);
+        }
+    }
+
+    /// Counts one answered gate: its decision, whether it was `fresh` or
+    /// `cached`, and how long it took.
+    pub fn gate(&self, decision: &str, source: &str, took: Duration) {
+        let key = Self::key(
+            "wcp_gate_requests_total",
+            &[
+                ("decision", decision.to_owned()),
+                ("source", source.to_owned()),
+            ],
+        );
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+        let key = Self::key("wcp_gate_duration_seconds", &[]);
+        self.recorder
+            .register_histogram(&key, &METADATA)
+            .record(took.as_secs_f64());
+    }
+
+    /// Adds `count` policy loads with `result` (`loaded`, `failed`,
+    /// `removed`).
+    pub fn policy_reloads(&self, result: &str, count: u64) {
+        let key = Self::key("wcp_policy_reloads_total", &[("result", result.to_owned())]);
+        self.recorder
+            .register_counter(&key, &METADATA)
+            .increment(count);
+    }
+
+    /// Sets the workflow gauges from a count per status; statuses absent
+    /// from `counts` are set to zero.
+    pub fn workflows(&self, counts: &[(String, u64)]) {
+        for status in ["in_progress", "completed", "failed", "aborted"] {
+            let count = counts
+                .iter()
+                .find(|(name, _)| name == status)
+                .map_or(0, |(_, count)| *count);
+            let key = Self::key("wcp_workflows", &[("status", status.to_owned())]);
+            self.recorder
+                .register_gauge(&key, &METADATA)
+                .set(count as f64);
         }
     }
 

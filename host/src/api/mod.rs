@@ -11,10 +11,12 @@
 //! - `routes`: [`Routes`], registration from `#[utoipa::path]`.
 //! - `metrics`: the Prometheus series. `ops`: `/health`, `/ready`, `/metrics`.
 //! - `policies`: policy list, get, dry run. `openapi`: `/openapi.json`.
+//! - `audit`: the audit chain, listed and verified.
 //! - `workflows`: create, get, list. `lifecycle`: complete, fail, abort,
 //!   resume. `steps`: the gate and the step complete. `checkpoints`: the
 //!   checkpoint list and both resumes.
 
+mod audit;
 mod checkpoints;
 mod error;
 pub mod extract;
@@ -22,6 +24,7 @@ mod lifecycle;
 mod metrics;
 pub mod openapi;
 pub mod ops;
+mod paging;
 pub mod policies;
 mod routes;
 mod state;
@@ -45,6 +48,7 @@ pub use state::AppState;
 /// Every route, with the documented operations it serves.
 pub fn routes(state: &AppState) -> Routes {
     let api_v1 = policies::routes()
+        .merge(audit::routes())
         .merge(workflows::routes())
         .map_router(|router| router.route_layer(from_fn_with_state(state.clone(), require_ready)));
     ops::routes().merge(openapi::routes()).merge(api_v1)

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{Routes, checkpoints, lifecycle, ops, policies, steps, workflows};
+use super::{Routes, audit, checkpoints, lifecycle, ops, policies, steps, workflows};
 
 /// The error envelope (contract §1.5).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -48,12 +48,15 @@ pub struct ErrorBody {
         checkpoints::get_checkpoints,
         checkpoints::resume_last,
         checkpoints::resume_checkpoint,
+        audit::list_audit,
+        audit::verify_audit,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "ops", description = "Health, readiness, metrics, this document"),
         (name = "policies", description = "Policies visible to the caller, and dry runs"),
         (name = "workflows", description = "Workflows, their steps and gates"),
+        (name = "audit", description = "The hash-chained audit trail"),
     )
 )]
 pub struct ApiDoc;

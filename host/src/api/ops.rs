@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, Routes};
+use crate::store::workflows::count_by_status;
 
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,6 +63,12 @@ pub async fn get_ready(State(state): State<AppState>) -> Result<Json<Ready>, Api
     (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"),
 ))]
 pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Workflow counts come from the store at scrape time, so they are
+    // right after a restart too. A failed count leaves the last values.
+    match state.store.read_async(count_by_status).await {
+        Ok(counts) => state.metrics.workflows(&counts),
+        Err(error) => tracing::warn!(%error, "counting workflows for /metrics failed"),
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

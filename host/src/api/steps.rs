@@ -6,6 +6,8 @@
 //! transaction, on one policy-set snapshot; the transaction checks the
 //! state again before writing.
 
+use std::time::Instant;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -102,6 +104,7 @@ pub async fn gate_step(
     RawQuery(query): RawQuery,
     body: Result<CappedBody, ApiError>,
 ) -> Result<Json<GateAnswer>, ApiError> {
+    let started = Instant::now();
     check_step_id(&step_id)?;
     let CappedBody(body) = body.map_err(|error| match error {
         ApiError::TooLarge { limit, .. } => ApiError::TooLarge {
@@ -146,6 +149,10 @@ pub async fn gate_step(
         .await
         .map_err(|error| ApiError::from_flow(GATE_FAILED, error))?;
 
+    let source = if recorded.cached { "cached" } else { "fresh" };
+    state
+        .metrics
+        .gate(recorded.decision.as_str(), source, started.elapsed());
     let step = &recorded.step;
     let holds = recorded.decision == Verdict::RequireApproval;
     let approval_id = step.approval_id.clone().filter(|_| holds);
@@ -167,7 +174,7 @@ pub async fn gate_step(
         policies_evaluated: array(&step.policies_evaluated),
         policies_matched: array(&step.policies_matched),
         cached: recorded.cached,
-        decision_source: if recorded.cached { "cached" } else { "fresh" },
+        decision_source: source,
         retry_context: RetryContext::of(step, recorded.first_gate, include_output),
     }))
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiPath};
+use super::paging::Page;
 use super::{ApiError, AppState, Routes, checkpoints, lifecycle, steps};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
@@ -189,31 +190,13 @@ pub async fn list_workflows(
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query
         .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<u64>() {
-            Ok(limit) if limit >= 1 => {
-                u32::try_from(limit.min(u64::from(MAX_LIMIT))).unwrap_or(MAX_LIMIT)
-            }
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "limit must be a positive integer".into(),
-                ));
-            }
-        },
-    };
-    let offset = match query.get("offset") {
-        None => 0,
-        Some(text) => text
-            .parse::<u64>()
-            .map_err(|_| ApiError::BadRequest("offset must be a non-negative integer".into()))?,
-    };
+    let page = Page::from_query(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
     let filter = WorkflowFilter {
         status: query.get("status").cloned(),
         source: query.get("source").cloned(),
         trace_id: query.get("trace_id").cloned(),
-        limit,
-        offset,
+        limit: page.limit,
+        offset: page.offset,
     };
     let (rows, total) = state
         .store
@@ -222,11 +205,10 @@ pub async fn list_workflows(
         })
         .await
         .map_err(|error| ApiError::internal("Failed to list workflows", error))?;
-    let has_more = offset.saturating_add(rows.len() as u64) < total;
     let workflows: Vec<Value> = rows.iter().map(workflow_object).collect();
     Ok(Json(json!({
-        "workflows": workflows, "total": total, "limit": limit, "offset": offset,
-        "has_more": has_more,
+        "workflows": workflows, "total": total, "limit": page.limit, "offset": page.offset,
+        "has_more": page.has_more(rows.len(), total),
     })))
 }
 

@@ -294,3 +294,19 @@ pub fn revive_workflow(tx: &Transaction, id: &str) -> Result<(), StoreError> {
     .context("reviving a workflow")?;
     Ok(())
 }
+
+/// How many workflows each status has, over every tenant (the metrics
+/// gauge; no tenant label).
+pub fn count_by_status(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT status, count(*) FROM workflows GROUP BY status")
+        .context("counting workflows")?;
+    let counts = stmt
+        .query_map([], |row| {
+            let count: i64 = row.get(1)?;
+            Ok((row.get(0)?, u64::try_from(count).unwrap_or(0)))
+        })
+        .and_then(|rows| rows.collect())
+        .context("counting workflows")?;
+    Ok(counts)
+}
