@@ -243,3 +243,120 @@ fn wcp_serve_logs_its_address_and_stops_cleanly_on_sigterm() {
     assert_eq!(exit.code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|line| line.contains("SIGTERM")), "{rest:?}");
 }
+
+/// A POST with a JSON body (`""`: none).
+async fn post(address: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: wcp\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(address, request.as_bytes()).await
+}
+
+/// A `wcp serve` child on a free port: waits for its listening line and
+/// then for `/ready`, polling with a generous deadline.
+struct Child {
+    process: std::process::Child,
+    address: SocketAddr,
+}
+
+impl Child {
+    async fn start(data: &Path, policies: &Path) -> Child {
+        let policy_dir = policies.to_str().unwrap();
+        let mut process = wcp_serve(
+            &["--listen", "127.0.0.1:0", "--policy-dir", policy_dir],
+            data,
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let stderr = process.stderr.take().unwrap();
+        let address = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            let line = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find(|line| line.contains("listening on http://"))
+                .expect("a listening line");
+            // Keep draining the log so the child never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            let address = line.split("http://").nth(1).unwrap();
+            address
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .parse::<SocketAddr>()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while get(address, "/ready").await.0 != 200 {
+            assert!(std::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Child { process, address }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn acknowledged_gates_and_completions_survive_sigkill_of_wcp_serve() {
+    const STEPS: usize = 25;
+    let data = tempfile::tempdir().unwrap();
+    let policies = data.path().join("my-policies");
+    install(
+        &policies,
+        "global/tool-approval",
+        wasm::TOOL_APPROVAL,
+        "step_types = [\"tool_call\"]\n",
+    );
+    let mut server = Child::start(data.path(), &policies).await;
+    let (status, body) = post(
+        server.address,
+        "/api/v1/workflows",
+        r#"{"workflow_name":"durable"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = created["workflow_id"].as_str().unwrap().to_owned();
+    for n in 1..=STEPS {
+        let gate = format!("/api/v1/workflows/{id}/steps/s{n}/gate");
+        let (status, body) = post(server.address, &gate, r#"{"step_type":"llm_call"}"#).await;
+        assert_eq!(status, 200, "{body}");
+        let complete = format!("/api/v1/workflows/{id}/steps/s{n}/complete");
+        let (status, body) = post(server.address, &complete, r#"{"tokens_in":1}"#).await;
+        assert_eq!(status, 204, "{body}");
+    }
+    // SIGKILL right after the last acknowledgement: no shutdown, no flush.
+    server.process.kill().unwrap();
+    server.process.wait().unwrap();
+
+    let server = Child::start(data.path(), &policies).await;
+    let (status, body) = get(server.address, &format!("/api/v1/workflows/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let workflow: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(workflow["current_step_index"], STEPS);
+    assert_eq!(workflow["total_tokens_in"], STEPS);
+    let steps = workflow["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), STEPS);
+    for (n, step) in steps.iter().enumerate() {
+        assert_eq!(step["step_id"], format!("s{}", n + 1));
+        assert_eq!(step["gate_count"], 1);
+        assert_eq!(step["completion_count"], 1);
+    }
+    let (status, body) = get(server.address, "/api/v1/audit/verify").await;
+    assert_eq!(status, 200);
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["entries_checked"], 1 + 2 * STEPS, "{report}");
+}

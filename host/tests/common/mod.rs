@@ -100,11 +100,22 @@ pub fn app() -> App {
 
 impl App {
     pub async fn send(&self, method: Method, uri: &str, auth: Option<&str>, body: &str) -> Answer {
+        self.send_bytes(method, uri, auth, body.as_bytes().to_vec())
+            .await
+    }
+
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        uri: &str,
+        auth: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
         }
-        let request = request.body(Body::from(body.to_owned())).unwrap();
+        let request = request.body(Body::from(body)).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
