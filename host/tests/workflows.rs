@@ -667,3 +667,60 @@ async fn metrics_count_gates_and_workflows() {
     }
     assert!(!text.contains("community"), "no tenant in metrics");
 }
+
+#[tokio::test]
+async fn reevaluate_runs_the_policies_again_and_moves_the_index() {
+    let app = app();
+    let id = app.create("w").await;
+    let first = app.gate(&id, "s1", drop_table()).await.json();
+    assert_eq!(first["decision"], "block");
+    let mut again = drop_table();
+    again["retry_policy"] = json!("reevaluate");
+    // A reevaluation may change the request: it is a new evaluation.
+    again["tool_context"]["tool_name"] = json!("search");
+    let answer = app.gate(&id, "s1", again).await.json();
+    assert_eq!(answer["cached"], false, "{answer}");
+    assert_eq!(answer["decision_source"], "fresh");
+    assert_eq!(answer["decision"], "allow");
+    assert_eq!(answer["retry_context"]["last_decision"], "block");
+    assert_eq!(answer["retry_context"]["gate_count"], 2);
+    assert_eq!(
+        answer["policies_evaluated"][0]["policy_id"],
+        "global/tool-approval"
+    );
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    assert_eq!(got["current_step_index"], 2);
+    assert_eq!(got["steps"][0]["step_index"], 1, "the step keeps its index");
+    assert_eq!(got["steps"][0]["decision"], "allow");
+    let checkpoints = app
+        .get(&format!("/api/v1/workflows/{id}/checkpoints"))
+        .await
+        .json();
+    let checkpoints = checkpoints["checkpoints"].as_array().unwrap();
+    assert_eq!(checkpoints.len(), 1, "one checkpoint per step");
+    assert_eq!(checkpoints[0]["gate_decision"], "allow");
+}
+
+#[tokio::test]
+async fn blocked_steps_take_completes_and_do_not_stop_the_workflow() {
+    let app = app();
+    let id = app.create("w").await;
+    assert_eq!(
+        app.gate(&id, "s1", drop_table()).await.json()["decision"],
+        "block"
+    );
+    let complete_step = format!("/api/v1/workflows/{id}/steps/s1/complete");
+    let answer = app.post(&complete_step, json!({"tokens_in": 3})).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    let answer = app
+        .post(&format!("/api/v1/workflows/{id}/complete"), Value::Null)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    // An ended workflow still takes step completes (contract §2.5, §3.1).
+    let answer = app.post(&complete_step, Value::Null).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await.json();
+    assert_eq!(got["steps"][0]["completion_count"], 2);
+    assert_eq!(got["total_tokens_in"], 3);
+    assert_eq!(got["total_steps"], 1);
+}
