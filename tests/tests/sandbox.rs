@@ -49,7 +49,7 @@ fn contained_reason(evaluation: Evaluation) -> String {
 }
 
 #[test]
-fn infinite_loop_times_out_within_the_deadline_plus_50ms() {
+fn infinite_loop_times_out_and_the_runtime_still_serves() {
     let limits = Limits {
         timeout: Duration::from_millis(100),
         ..Limits::default()
@@ -61,11 +61,8 @@ fn infinite_loop_times_out_within_the_deadline_plus_50ms() {
         "stopped before its deadline: {:?}",
         evaluation.duration
     );
-    assert!(
-        evaluation.duration <= limits.timeout + Duration::from_millis(50),
-        "stopped {:?} after start, deadline 100 ms",
-        evaluation.duration
-    );
+    // How soon after the deadline it stops is a timing, measured by the
+    // benches, never asserted here: a loaded CI machine would make it flaky.
     assert_runtime_still_serves();
 }
 
