@@ -288,10 +288,12 @@ fn dropping_the_last_clone_drains_the_queue() {
 
 const KILL_CHILD_DIR: &str = "WCP_TEST_KILL_CHILD_DIR";
 
-/// Not a test by itself: the child process of
-/// `acknowledged_writes_survive_kill_9`, which sets the variable. It writes
-/// and reports each acknowledged write until it is killed.
+/// Not a test by itself (hence ignored): the child process of
+/// `acknowledged_writes_survive_kill_9`, which runs it with `--ignored` and
+/// sets the variable. It writes and reports each acknowledged write until
+/// it is killed.
 #[test]
+#[ignore = "the child process of acknowledged_writes_survive_kill_9"]
 fn kill_9_child_helper() {
     let Some(dir) = std::env::var_os(KILL_CHILD_DIR) else {
         return;
@@ -314,6 +316,7 @@ fn acknowledged_writes_survive_kill_9() {
         .args([
             "--exact",
             "kill_9_child_helper",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
