@@ -5,6 +5,7 @@
 //! - `writer`: the one writer thread and its group commit.
 //! - `readers`: the pool of read-only connections.
 //! - [`audit`]: the audit chains in SQL.
+//! - [`approvals`]: the pending list and the holds due to expire.
 //! - [`workflows`], [`steps`]: workflows, steps and checkpoints in SQL.
 //! - `error`: [`StoreError`].
 //!
@@ -18,6 +19,7 @@
 //! append audit, …) become a trait when the gate and API work defines them,
 //! with this module as its first implementation.
 
+pub mod approvals;
 pub mod audit;
 mod error;
 mod migrations;
