@@ -183,6 +183,14 @@ impl Access for WorkflowRead {
     const ROLES: &'static [Role] = &[Role::Member, Role::Approver];
 }
 
+/// Approve and reject: `approver`.
+#[derive(Debug)]
+pub struct Approve;
+
+impl Access for Approve {
+    const ROLES: &'static [Role] = &[Role::Approver];
+}
+
 /// A caller holding one of `A`'s roles. As an extractor it runs before the
 /// path and the body are read, keeping the contract's order (§1.8).
 #[derive(Debug)]

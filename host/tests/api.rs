@@ -577,6 +577,9 @@ async fn openapi_is_3_1_and_matches_the_router() {
         ("POST", "/api/v1/workflows/{id}/resume"),
         ("POST", "/api/v1/workflows/{id}/steps/{step_id}/gate"),
         ("POST", "/api/v1/workflows/{id}/steps/{step_id}/complete"),
+        ("POST", "/api/v1/workflows/{id}/steps/{step_id}/approve"),
+        ("POST", "/api/v1/workflows/{id}/steps/{step_id}/reject"),
+        ("GET", "/api/v1/workflows/approvals/pending"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

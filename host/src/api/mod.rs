@@ -12,8 +12,10 @@
 //! - `metrics`: the Prometheus series. `ops`: `/health`, `/ready`, `/metrics`.
 //! - `policies`: policy list, get, dry run. `openapi`: `/openapi.json`.
 //! - `workflows`: create, get, list. `lifecycle`: complete, fail, abort,
-//!   resume. `steps`: the gate and the step complete.
+//!   resume. `steps`: the gate and the step complete. `approvals`: approve,
+//!   reject, pending.
 
+mod approvals;
 mod error;
 pub mod extract;
 mod lifecycle;

@@ -70,7 +70,7 @@ pub struct GateAnswer {
 }
 
 /// `step_id`: 1-255 bytes (contract §1.3).
-fn check_step_id(step_id: &str) -> Result<(), ApiError> {
+pub(super) fn check_step_id(step_id: &str) -> Result<(), ApiError> {
     if step_id.is_empty() || step_id.len() > 255 {
         return Err(ApiError::BadRequest(
             "step_id must be at most 255 bytes".into(),

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiPath};
-use super::{ApiError, AppState, Routes, lifecycle, steps};
+use super::{ApiError, AppState, Routes, approvals, lifecycle, steps};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
 use crate::clock;
@@ -183,21 +183,8 @@ pub async fn list_workflows(
     State(state): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query
-        .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<u64>() {
-            Ok(limit) if limit >= 1 => {
-                u32::try_from(limit.min(u64::from(MAX_LIMIT))).unwrap_or(MAX_LIMIT)
-            }
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "limit must be a positive integer".into(),
-                ));
-            }
-        },
-    };
+    let query = query_map(query)?;
+    let limit = page_limit(&query)?;
     let offset = match query.get("offset") {
         None => 0,
         Some(text) => text
@@ -224,6 +211,31 @@ pub async fn list_workflows(
         "workflows": workflows, "total": total, "limit": limit, "offset": offset,
         "has_more": has_more,
     })))
+}
+
+/// The query parameters; unknown ones are ignored by the callers.
+pub(super) fn query_map(
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))
+}
+
+/// `limit` of a list (contract §2.3, §2.12): default 20, an integer of at
+/// least 1, above 100 capped to 100.
+pub(super) fn page_limit(query: &HashMap<String, String>) -> Result<u32, ApiError> {
+    match query.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => match text.parse::<u64>() {
+            Ok(limit) if limit >= 1 => {
+                Ok(u32::try_from(limit.min(u64::from(MAX_LIMIT))).unwrap_or(MAX_LIMIT))
+            }
+            _ => Err(ApiError::BadRequest(
+                "limit must be a positive integer".into(),
+            )),
+        },
+    }
 }
 
 /// The workflow object of §2.2, without `steps`.
@@ -296,4 +308,5 @@ pub fn routes() -> Routes {
         .route::<__path_get_workflow, _, _>(get_workflow)
         .merge(lifecycle::routes())
         .merge(steps::routes())
+        .merge(approvals::routes())
 }
