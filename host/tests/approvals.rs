@@ -1,13 +1,25 @@
-//! Approvals and the pending list (contract §2.10-2.12) through the real
-//! router (`oneshot`), each test with its own database; `send_email()` is
-//! held by the fixture's tool-approval policy.
+//! Approvals, the pending list and approval expiry (contract §2.10-2.12,
+//! §3.2) through the real router (`oneshot`), each test with its own
+//! database; `send_email()` is held by the fixture's tool-approval policy.
+//! The sweeper is tested on a real server (`host::run`), since only the
+//! server starts it.
 
 #![allow(clippy::unwrap_used)]
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
+use host::approval::{ExpiredHold, expire_due};
+use host::config::ServeConfig;
+use host::store::approvals::DueScope;
 use host::store::steps::{StepRow, find_step};
+use host::store::workflows::workflow_by_id;
 
 mod common;
 
@@ -15,6 +27,9 @@ use common::*;
 
 const COMMENT: &str = "Checked the recipient list";
 const REASON: &str = "Recipient is outside the company";
+
+/// `approval_status` as no answer may ever carry it (contract §2.2).
+const EXPIRED_STATUS: &str = r#""approval_status":"expired""#;
 
 fn step_uri(id: &str, step: &str, verb: &str) -> String {
     format!("/api/v1/workflows/{id}/steps/{step}/{verb}")
@@ -43,6 +58,14 @@ impl App {
             .read(|conn| find_step(conn, id, step))
             .unwrap()
             .unwrap()
+    }
+
+    fn stored_status(&self, id: &str) -> String {
+        self.store
+            .read(|conn| workflow_by_id(conn, id))
+            .unwrap()
+            .unwrap()
+            .status
     }
 }
 
@@ -639,4 +662,407 @@ async fn pending_lists_only_the_callers_holds_of_running_workflows_newest_first(
         foreign.as_str()
     );
     assert_eq!(app.audit().len(), before, "reads are not audited");
+}
+
+#[tokio::test]
+async fn an_expired_hold_reads_as_rejected_aborts_its_workflow_and_refuses_approval() {
+    let app = app_with(ServeConfig {
+        approval_ttl: Duration::ZERO,
+        ..ServeConfig::default()
+    });
+    let mut answers: Vec<Answer> = Vec::new();
+    let (id, gate) = app.held().await;
+    let before = app.audit().len();
+
+    let got = app.get(&format!("/api/v1/workflows/{id}")).await;
+    let body = got.json();
+    assert_eq!(body["status"], "aborted");
+    assert_eq!(body["abort_reason"], "Step mail auto-expired");
+    let step = &body["steps"][0];
+    assert_eq!(step["approval_status"], "rejected");
+    assert_eq!(step["approval_expired"], true);
+    assert_eq!(step["approved_by"], "system:auto-expired");
+    let stored = app.stored_step(&id, "mail");
+    assert_eq!(stored.approval_status.as_deref(), Some("expired"));
+    assert_eq!(
+        step["approved_at"],
+        json!(stored.expires_at),
+        "decided at its expiry"
+    );
+    answers.push(got);
+
+    let audit = app.audit();
+    let kinds: Vec<&str> = audit[before..]
+        .iter()
+        .map(|e| e.record.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["approval_expired", "workflow_aborted"]);
+    let (expired, aborted) = (&audit[before].record, &audit[before + 1].record);
+    assert_eq!(expired.actor, "system");
+    assert_eq!(
+        expired.tenant, "community",
+        "in the workflow's tenant chain"
+    );
+    assert_eq!(expired.step_id.as_deref(), Some("mail"));
+    assert_eq!(expired.decision.map(|d| d.as_str()), Some("block"));
+    assert_eq!(expired.details["approval_id"], gate["approval_id"]);
+    assert_eq!(expired.details["expires_at"], json!(stored.expires_at));
+    assert_eq!(aborted.actor, "system");
+    assert_eq!(aborted.reason.as_deref(), Some("Step mail auto-expired"));
+    assert_eq!(aborted.details["cause"], "expired");
+    app.assert_chain_valid();
+
+    // Decided for good: refused, and nothing more is written.
+    let before = app.audit().len();
+    for verb in ["approve", "reject"] {
+        let body = json!({"comment": COMMENT, "reason": REASON});
+        let answer = app.post(&step_uri(&id, "mail", verb), body).await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{verb}");
+        let error = answer.json();
+        assert_eq!(error["code"], "APPROVAL_EXPIRED", "{verb}");
+        assert_eq!(error["message"], "approval for step mail expired", "{verb}");
+        answers.push(answer);
+    }
+    assert_eq!(app.audit().len(), before, "refusals are not audited");
+
+    let regate = app.gate(&id, "mail", send_email()).await;
+    assert_eq!(regate.json()["code"], "WORKFLOW_TERMINAL");
+    answers.push(regate);
+    answers.push(app.get("/api/v1/workflows/approvals/pending").await);
+    answers.push(app.get("/api/v1/workflows").await);
+    assert_eq!(
+        answers.last().unwrap().json()["workflows"][0]["status"],
+        "aborted"
+    );
+    for answer in &answers {
+        let text = String::from_utf8_lossy(&answer.body);
+        assert!(!text.contains(EXPIRED_STATUS), "{text}");
+    }
+    assert_eq!(
+        answers[answers.len() - 2].json(),
+        json!({"pending_approvals": [], "count": 0})
+    );
+    let metrics = app.get("/metrics").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("wcp_approvals_expired_total 1"), "{text}");
+}
+
+#[tokio::test]
+async fn every_request_touching_a_workflow_applies_its_due_expiries_first() {
+    let app = app_with(ServeConfig {
+        approval_ttl: Duration::ZERO,
+        ..ServeConfig::default()
+    });
+    let workflow = |id: &str, tail: &str| format!("/api/v1/workflows/{id}{tail}");
+    // (route, method, path tail after the workflow id or None for a
+    // tenant-wide list, body, status, code). Without the expiry first,
+    // complete would answer APPROVAL_PENDING, approve 200, and so on.
+    type Touch = (
+        &'static str,
+        Method,
+        Option<&'static str>,
+        Value,
+        u16,
+        Option<&'static str>,
+    );
+    let cases: [Touch; 12] = [
+        ("get", Method::GET, Some(""), Value::Null, 200, None),
+        ("list", Method::GET, None, Value::Null, 200, None),
+        ("pending", Method::GET, None, Value::Null, 200, None),
+        (
+            "gate",
+            Method::POST,
+            Some("/steps/mail/gate"),
+            send_email(),
+            409,
+            Some("WORKFLOW_TERMINAL"),
+        ),
+        (
+            "other gate",
+            Method::POST,
+            Some("/steps/s2/gate"),
+            llm(),
+            409,
+            Some("WORKFLOW_TERMINAL"),
+        ),
+        (
+            "step complete",
+            Method::POST,
+            Some("/steps/mail/complete"),
+            Value::Null,
+            204,
+            None,
+        ),
+        (
+            "complete",
+            Method::POST,
+            Some("/complete"),
+            Value::Null,
+            409,
+            Some("WORKFLOW_TERMINAL"),
+        ),
+        (
+            "fail",
+            Method::POST,
+            Some("/fail"),
+            Value::Null,
+            409,
+            Some("WORKFLOW_TERMINAL"),
+        ),
+        (
+            "abort",
+            Method::POST,
+            Some("/abort"),
+            Value::Null,
+            409,
+            Some("WORKFLOW_TERMINAL"),
+        ),
+        (
+            "resume",
+            Method::POST,
+            Some("/resume"),
+            Value::Null,
+            409,
+            Some("WORKFLOW_TERMINAL"),
+        ),
+        (
+            "approve",
+            Method::POST,
+            Some("/steps/mail/approve"),
+            json!({"comment": COMMENT}),
+            409,
+            Some("APPROVAL_EXPIRED"),
+        ),
+        (
+            "reject",
+            Method::POST,
+            Some("/steps/mail/reject"),
+            json!({"reason": REASON}),
+            409,
+            Some("APPROVAL_EXPIRED"),
+        ),
+    ];
+    for (name, method, tail, body, status, code) in cases {
+        let (id, _) = app.held().await;
+        assert_eq!(
+            app.stored_status(&id),
+            "in_progress",
+            "{name}: nothing expires by itself"
+        );
+        let uri = match (tail, name) {
+            (Some(tail), _) => workflow(&id, tail),
+            (None, "pending") => "/api/v1/workflows/approvals/pending".to_owned(),
+            (None, _) => "/api/v1/workflows".to_owned(),
+        };
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let answer = app.send(method, &uri, None, &text).await;
+        assert_eq!(answer.status.as_u16(), status, "{name}");
+        if let Some(code) = code {
+            assert_eq!(answer.json()["code"], code, "{name}");
+        }
+        assert!(
+            !String::from_utf8_lossy(&answer.body).contains(EXPIRED_STATUS),
+            "{name}"
+        );
+        assert_eq!(
+            app.stored_step(&id, "mail").approval_status.as_deref(),
+            Some("expired"),
+            "{name}"
+        );
+        assert_eq!(app.stored_status(&id), "aborted", "{name}");
+    }
+    app.assert_chain_valid();
+}
+
+#[tokio::test]
+async fn expiry_passes_keep_to_their_scope_and_an_ended_workflows_status() {
+    let app = app();
+    let (failed, _) = app.held().await;
+    // Failing leaves the hold pending (contract §2.7) until it expires.
+    let answer = app
+        .post(
+            &format!("/api/v1/workflows/{failed}/fail"),
+            json!({"reason": "gave up"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let (running, _) = app.held().await;
+    let theirs = other_hold(&app).await;
+
+    // Passes run as if a day and more had gone by.
+    let expire = |scope: DueScope| {
+        app.store
+            .submit(move |tx| expire_due(tx, &scope, "9999-12-31T23:59:59.999999Z"))
+            .unwrap()
+    };
+    let before = app.audit().len();
+    let expired = expire(DueScope::Workflow(failed.clone()));
+    let hold = |id: &str, aborted| ExpiredHold {
+        workflow_id: id.to_owned(),
+        step_id: "mail".into(),
+        aborted,
+    };
+    assert_eq!(expired, [hold(&failed, false)]);
+    assert_eq!(app.stored_status(&failed), "failed");
+    let got = app.get(&format!("/api/v1/workflows/{failed}")).await.json();
+    assert_eq!(got["failure_reason"], "gave up");
+    assert!(got.get("abort_reason").is_none(), "{got}");
+    let kinds: Vec<String> = app.audit()[before..]
+        .iter()
+        .map(|e| e.record.kind.clone())
+        .collect();
+    assert_eq!(kinds, ["approval_expired"], "no abort of an ended workflow");
+
+    let tenant = DueScope::Tenant {
+        tenant: "community".into(),
+        org: "default".into(),
+    };
+    assert_eq!(expire(tenant.clone()), [hold(&running, true)]);
+    assert!(expire(tenant).is_empty(), "nothing is expired twice");
+    assert_eq!(
+        app.stored_step(&theirs, "mail").approval_status.as_deref(),
+        Some("pending"),
+        "another tenant's hold is not in this tenant's scope"
+    );
+    assert_eq!(expire(DueScope::All), [hold(&theirs, true)]);
+    app.assert_chain_valid();
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, body).
+async fn http(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: wcp\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `check` every 20 ms until it holds; fails after a deadline far
+/// beyond any sweep interval, so a slow machine never fails it.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn install_tool_approval(policies: &Path) {
+    let global = policies.join("global");
+    std::fs::create_dir_all(&global).unwrap();
+    std::fs::copy(
+        wcp_test_artifacts::TOOL_APPROVAL,
+        global.join("tool-approval.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        global.join("tool-approval.toml"),
+        "step_types = [\"tool_call\"]\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_sweeper_expires_a_hold_no_request_touches_and_stops_with_the_server() {
+    let data = tempfile::tempdir().unwrap();
+    let policies = data.path().join("policies");
+    install_tool_approval(&policies);
+    let config = ServeConfig {
+        data_dir: data.path().to_owned(),
+        policy_dir: policies,
+        approval_ttl: Duration::from_millis(1),
+        approval_sweep: Duration::from_millis(20),
+        ..ServeConfig::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(host::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut ready = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready && Instant::now() < deadline {
+        ready = http(address, "GET", "/ready", "").await.0 == 200;
+        if !ready {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(ready, "the server never became ready");
+
+    let (status, created) = http(
+        address,
+        "POST",
+        "/api/v1/workflows",
+        r#"{"workflow_name":"w"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let id = created["workflow_id"].as_str().unwrap().to_owned();
+    let (status, gate) = http(
+        address,
+        "POST",
+        &step_uri(&id, "mail", "gate"),
+        &send_email().to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{gate}");
+    assert!(gate.contains(r#""decision":"require_approval""#), "{gate}");
+
+    // No request touches the workflow from here on; the store shows the
+    // sweeper's work.
+    let conn = host::store::open_read_only(data.path()).unwrap();
+    eventually("the sweeper expires the hold", || {
+        let step = find_step(&conn, &id, "mail").unwrap().unwrap();
+        step.approval_status.as_deref() == Some("expired")
+    })
+    .await;
+    let workflow = workflow_by_id(&conn, &id).unwrap().unwrap();
+    assert_eq!(workflow.status, "aborted");
+    assert_eq!(
+        workflow.abort_reason.as_deref(),
+        Some("Step mail auto-expired")
+    );
+    let filter = host::store::audit::AuditFilter::default();
+    let (entries, _) = host::store::audit::list(&conn, "community", &filter).unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.record.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "workflow_created",
+            "step_gate",
+            "approval_expired",
+            "workflow_aborted"
+        ]
+    );
+    let report = host::store::audit::verify_chain(&conn, "community").unwrap();
+    assert!(report.valid, "{report:?}");
+    let (_, metrics) = http(address, "GET", "/metrics", "").await;
+    assert!(
+        metrics.contains("wcp_approvals_expired_total 1"),
+        "{metrics}"
+    );
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("the server and its sweeper stop")
+        .unwrap()
+        .unwrap();
 }

@@ -76,8 +76,8 @@ fn comment(body: &[u8], outcome: Outcome) -> Result<String, ApiError> {
 }
 
 /// Approves or rejects after the contract's checks (§1.8): path, body cap,
-/// JSON, comment; then, serialised with the workflow's gates, the state
-/// checks inside the recording transaction.
+/// JSON, comment; then, serialised with the workflow's gates, its due
+/// expiries and the state checks inside the recording transaction.
 async fn decide_step(
     state: AppState,
     caller: Caller,
@@ -99,6 +99,7 @@ async fn decide_step(
     };
 
     let _serialised = state.lock_gates(&call.workflow_id).await;
+    state.expire_due(&call.workflow_id).await?;
     let job = call.clone();
     let step = state
         .store
@@ -190,6 +191,7 @@ pub async fn list_pending_approvals(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(&query_map(query)?)?;
+    state.expire_due_in(&caller.tenant, &caller.org).await?;
     let (holds, count) = state
         .store
         .read_async(move |conn| {

@@ -13,10 +13,11 @@
 //! - `policies`: policy list, get, dry run. `openapi`: `/openapi.json`.
 //! - `workflows`: create, get, list. `lifecycle`: complete, fail, abort,
 //!   resume. `steps`: the gate and the step complete. `approvals`: approve,
-//!   reject, pending.
+//!   reject, pending. `expiry`: approval expiry on touch and the sweeper.
 
 mod approvals;
 mod error;
+mod expiry;
 pub mod extract;
 mod lifecycle;
 mod metrics;
@@ -38,6 +39,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use expiry::sweep_approvals;
 pub use metrics::Metrics;
 pub use routes::Routes;
 pub use state::AppState;

@@ -126,6 +126,7 @@ pub async fn gate_step(
     };
 
     let _serialised = state.lock_gates(&call.workflow_id).await;
+    state.expire_due(&call.workflow_id).await?;
     let seen = call.clone();
     let view = state
         .store
@@ -241,6 +242,7 @@ pub async fn complete_step(
         }));
     }
     let (output, cost_usd) = (body.output, body.cost_usd);
+    state.expire_due(&workflow_id).await?;
     state
         .store
         .submit_async(move |tx| -> Result<(), FlowError> {

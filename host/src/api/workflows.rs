@@ -148,6 +148,7 @@ pub async fn get_workflow(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
+    state.expire_due(&id).await?;
     let found = state
         .store
         .read_async(move |conn| {
@@ -198,6 +199,7 @@ pub async fn list_workflows(
         limit,
         offset,
     };
+    state.expire_due_in(&caller.tenant, &caller.org).await?;
     let (rows, total) = state
         .store
         .read_async(move |conn| {
