@@ -200,6 +200,14 @@ impl Access for AuditRead {
     const ROLES: &'static [Role] = &[Role::Admin];
 }
 
+/// Approve and reject: `approver`.
+#[derive(Debug)]
+pub struct Approve;
+
+impl Access for Approve {
+    const ROLES: &'static [Role] = &[Role::Approver];
+}
+
 /// A caller holding one of `A`'s roles. As an extractor it runs before the
 /// path and the body are read, keeping the contract's order (§1.8).
 #[derive(Debug)]

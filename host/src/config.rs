@@ -39,6 +39,9 @@ pub struct ServeConfig {
     pub tenants: Option<PathBuf>,
     /// How long an approval stays pending.
     pub approval_ttl: Duration,
+    /// Longest pause of the sweeper that expires approvals no request
+    /// touches; see [`ServeConfig::sweep_interval`]. No flag: tests shorten it.
+    pub approval_sweep: Duration,
     /// Limit of `in_progress` workflows per tenant; `None` is unlimited.
     pub max_concurrent_workflows: Option<u32>,
     /// Origins allowed by CORS, exactly as browsers send them.
@@ -59,6 +62,7 @@ impl Default for ServeConfig {
             policy_rescan: Duration::from_secs(30),
             tenants: None,
             approval_ttl: Duration::from_secs(24 * 3600),
+            approval_sweep: Duration::from_secs(60),
             max_concurrent_workflows: None,
             cors_origins: vec!["http://localhost:3000".into()],
             public_base_url: None,
@@ -67,7 +71,18 @@ impl Default for ServeConfig {
     }
 }
 
+/// Shortest sweeper pause, so a tiny TTL never makes it spin.
+const MIN_SWEEP: Duration = Duration::from_millis(10);
+
 impl ServeConfig {
+    /// How often the approval sweeper runs: `approval_sweep` (60 s by
+    /// default, the contract's "at least every 60 s"), shorter when the TTL
+    /// is shorter, so an untouched hold is expired at most about one TTL
+    /// late; never under 10 ms.
+    pub fn sweep_interval(&self) -> Duration {
+        self.approval_sweep.min(self.approval_ttl).max(MIN_SWEEP)
+    }
+
     /// Refuses settings this build cannot honour yet.
     pub fn check_supported(&self) -> Result<(), ConfigError> {
         if self.tenants.is_some() {
@@ -267,6 +282,7 @@ impl ServeArgs {
             policy_rescan,
             tenants,
             approval_ttl,
+            approval_sweep: defaults.approval_sweep,
             max_concurrent_workflows,
             cors_origins,
             public_base_url,
@@ -553,6 +569,36 @@ mod tests {
             let message = resolve(args, &env).expect_err(name).to_string();
             assert!(message.contains(needle), "{name}: {message}");
             assert!(!message.contains('\n'), "{name}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_sweeper_runs_at_least_every_minute_and_never_spins() {
+        let with = |ttl: Duration, sweep: Duration| ServeConfig {
+            approval_ttl: ttl,
+            approval_sweep: sweep,
+            ..ServeConfig::default()
+        };
+        let minute = Duration::from_secs(60);
+        // (name, ttl, sweep setting, interval)
+        let cases = [
+            ("default", Duration::from_secs(86_400), minute, minute),
+            (
+                "short ttl",
+                Duration::from_secs(5),
+                minute,
+                Duration::from_secs(5),
+            ),
+            ("zero ttl", Duration::ZERO, minute, MIN_SWEEP),
+            (
+                "short sweep",
+                Duration::from_secs(86_400),
+                Duration::from_millis(20),
+                Duration::from_millis(20),
+            ),
+        ];
+        for (name, ttl, sweep, interval) in cases {
+            assert_eq!(with(ttl, sweep).sweep_interval(), interval, "{name}");
         }
     }
 

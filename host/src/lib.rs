@@ -9,6 +9,7 @@
 //! - [`runtime`]: the wasmtime engine, policy loading and validation,
 //!   sandboxed evaluation, fault kinds, the precompiled-artifact cache.
 //! - [`manifest`]: a policy's `.toml`: order, step types, limits, `on_error`, settings.
+//! - [`approval`]: approving, rejecting and expiring approval holds.
 //! - [`gate`]: running the applicable policies of a gate and combining their verdicts.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
@@ -25,6 +26,7 @@
 //! - [`cli`]: the `wcp` command line.
 
 pub mod api;
+pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod cli;

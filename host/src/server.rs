@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
@@ -33,7 +34,8 @@ pub enum ServerError {
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish. Policies load in the background; the
-/// `/api/v1/` routes answer 503 until they have.
+/// `/api/v1/` routes answer 503 until they have. The approval sweeper runs
+/// as long as the server does.
 pub async fn run(
     config: ServeConfig,
     listener: TcpListener,
@@ -61,9 +63,25 @@ pub async fn run(
         tracing::info!("ready");
     });
 
-    axum::serve(listener, api::app(state))
+    // The approval sweeper runs beside the server and stops after it, once
+    // in-flight requests are done; its pass in progress finishes first.
+    let (stop_sweeper, sweeper_stopped) = oneshot::channel::<()>();
+    let sweeper = tokio::spawn(api::sweep_approvals(
+        state.clone(),
+        state.config.sweep_interval(),
+        async move {
+            let _ = sweeper_stopped.await;
+        },
+    ));
+
+    let served = axum::serve(listener, api::app(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let _ = stop_sweeper.send(());
+    if let Err(error) = sweeper.await {
+        tracing::error!(%error, "the approval sweeper failed");
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -585,6 +585,9 @@ async fn openapi_is_3_1_and_matches_the_router() {
         ),
         ("GET", "/api/v1/audit"),
         ("GET", "/api/v1/audit/verify"),
+        ("POST", "/api/v1/workflows/{id}/steps/{step_id}/approve"),
+        ("POST", "/api/v1/workflows/{id}/steps/{step_id}/reject"),
+        ("GET", "/api/v1/workflows/approvals/pending"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

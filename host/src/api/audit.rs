@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use super::paging::Page;
+use super::paging::{Page, query_map};
 use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditEntry, VerifyReport};
 use crate::auth::{AuditRead, Authorized, Caller};
@@ -38,14 +38,6 @@ pub struct AuditPage {
     pub offset: u64,
     /// Whether more match after this page.
     pub has_more: bool,
-}
-
-fn query_map(
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<HashMap<String, String>, ApiError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))
 }
 
 /// The chain the caller asked for: its tenant's, or `global`.

@@ -62,6 +62,7 @@ pub async fn get_checkpoints(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CheckpointList>, ApiError> {
+    state.expire_due(&id).await?;
     let workflow_id = id.clone();
     let checkpoints = state
         .store
@@ -139,6 +140,7 @@ async fn resume_from(
         approval_ttl: state.config.approval_ttl,
     };
     let _serialised = state.lock_gates(&call.workflow_id).await;
+    state.expire_due(&call.workflow_id).await?;
     let planned_call = call.clone();
     let plan = state
         .store

@@ -107,6 +107,7 @@ async fn end(
     how: End,
     reason: Option<String>,
 ) -> Result<(), ApiError> {
+    state.expire_due(&id).await?;
     state
         .store
         .submit_async(move |tx| -> Result<(), FlowError> {
@@ -238,6 +239,7 @@ pub async fn resume_workflow(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
+    state.expire_due(&id).await?;
     let checked_id = id.clone();
     state
         .store

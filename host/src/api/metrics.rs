@@ -24,6 +24,9 @@ const DURATION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Approval holds moved to `expired`, by the sweeper or on touch.
+const APPROVALS_EXPIRED: &str = "wcp_approvals_expired_total";
+
 /// This server's recorder and its renderer.
 #[derive(Clone)]
 pub struct Metrics {
@@ -68,10 +71,19 @@ impl Metrics {
                 "wcp_policy_reloads_total",
                 "Policy loads by result (loaded, failed, removed)",
             ),
+            (
+                "wcp_approvals_expired_total",
+                "Approval holds that timed out",
+            ),
         ];
         for (name, help) in describe {
             recorder.describe_counter(name.into(), None, help.into());
         }
+        // Registered up front so the series reads 0, not absent, before
+        // the first expiry: a rate over a missing series shows nothing.
+        recorder
+            .register_counter(&Key::from_name(APPROVALS_EXPIRED), &METADATA)
+            .increment(0);
         for (name, help) in [
             ("wcp_policies", "Policies by load status"),
             ("wcp_workflows", "Workflows by status, counted when scraped"),
@@ -121,6 +133,13 @@ impl Metrics {
             ],
         );
         self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+
+    /// Counts approval holds that timed out.
+    pub fn approvals_expired(&self, count: u64) {
+        self.recorder
+            .register_counter(&Key::from_name(APPROVALS_EXPIRED), &METADATA)
+            .increment(count);
     }
 
     /// Records one policy run: its duration, and its error kind if any.
@@ -238,5 +257,19 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn expired_approvals_count_from_zero() {
+        let metrics = Metrics::new();
+        assert!(
+            metrics.render().contains("wcp_approvals_expired_total 0"),
+            "{}",
+            metrics.render()
+        );
+        metrics.approvals_expired(2);
+        metrics.approvals_expired(1);
+        let text = metrics.render();
+        assert!(text.contains("wcp_approvals_expired_total 3"), "{text}");
     }
 }

@@ -14,11 +14,14 @@
 //! - `audit`: the audit chain, listed and verified.
 //! - `workflows`: create, get, list. `lifecycle`: complete, fail, abort,
 //!   resume. `steps`: the gate and the step complete. `checkpoints`: the
-//!   checkpoint list and both resumes.
+//!   checkpoint list and both resumes. `approvals`: approve, reject,
+//!   pending. `expiry`: approval expiry on touch and the sweeper.
 
+mod approvals;
 mod audit;
 mod checkpoints;
 mod error;
+mod expiry;
 pub mod extract;
 mod lifecycle;
 mod metrics;
@@ -41,6 +44,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use expiry::sweep_approvals;
 pub use metrics::Metrics;
 pub use routes::Routes;
 pub use state::AppState;

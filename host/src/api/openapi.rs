@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{Routes, audit, checkpoints, lifecycle, ops, policies, steps, workflows};
+use super::{Routes, approvals, audit, checkpoints, lifecycle, ops, policies, steps, workflows};
 
 /// The error envelope (contract §1.5).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -50,12 +50,16 @@ pub struct ErrorBody {
         checkpoints::resume_checkpoint,
         audit::list_audit,
         audit::verify_audit,
+        approvals::approve_step,
+        approvals::reject_step,
+        approvals::list_pending_approvals,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "ops", description = "Health, readiness, metrics, this document"),
         (name = "policies", description = "Policies visible to the caller, and dry runs"),
         (name = "workflows", description = "Workflows, their steps and gates"),
+        (name = "approvals", description = "Approving and rejecting held steps, pending approvals"),
         (name = "audit", description = "The hash-chained audit trail"),
     )
 )]

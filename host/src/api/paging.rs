@@ -4,7 +4,20 @@
 
 use std::collections::HashMap;
 
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+
 use super::ApiError;
+
+/// The query parameters as a map (unknown ones are for the caller to
+/// ignore); an unreadable query string is a 400.
+pub fn query_map(
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))
+}
 
 /// A validated page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,15 +36,7 @@ impl Page {
         default: u32,
         max: u32,
     ) -> Result<Page, ApiError> {
-        let limit = match query.get("limit").map(|text| positive(text)) {
-            None => default,
-            Some(Some(limit)) => u32::try_from(limit.min(u64::from(max))).unwrap_or(max),
-            Some(None) => {
-                return Err(ApiError::BadRequest(
-                    "limit must be a positive integer".into(),
-                ));
-            }
-        };
+        let limit = Page::limit_from_query(query, default, max)?;
         let offset = match query.get("offset") {
             None => 0,
             Some(text) => text.parse::<u64>().map_err(|_| {
@@ -39,6 +44,22 @@ impl Page {
             })?,
         };
         Ok(Page { limit, offset })
+    }
+
+    /// Reads only `limit` (default `default`, an integer >= 1, capped at
+    /// `max`), for lists without paging by offset.
+    pub fn limit_from_query(
+        query: &HashMap<String, String>,
+        default: u32,
+        max: u32,
+    ) -> Result<u32, ApiError> {
+        match query.get("limit").map(|text| positive(text)) {
+            None => Ok(default),
+            Some(Some(limit)) => Ok(u32::try_from(limit.min(u64::from(max))).unwrap_or(max)),
+            Some(None) => Err(ApiError::BadRequest(
+                "limit must be a positive integer".into(),
+            )),
+        }
     }
 
     /// Whether rows remain after the `returned` ones of `total`.

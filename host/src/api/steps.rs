@@ -71,7 +71,7 @@ pub struct GateAnswer {
 }
 
 /// `step_id`: 1-255 bytes (contract §1.3).
-fn check_step_id(step_id: &str) -> Result<(), ApiError> {
+pub(super) fn check_step_id(step_id: &str) -> Result<(), ApiError> {
     if step_id.is_empty() || step_id.len() > 255 {
         return Err(ApiError::BadRequest(
             "step_id must be at most 255 bytes".into(),
@@ -129,6 +129,7 @@ pub async fn gate_step(
     };
 
     let _serialised = state.lock_gates(&call.workflow_id).await;
+    state.expire_due(&call.workflow_id).await?;
     let seen = call.clone();
     let view = state
         .store
@@ -238,6 +239,7 @@ pub async fn complete_step(
         }));
     }
     let (output, cost_usd) = (body.output, body.cost_usd);
+    state.expire_due(&workflow_id).await?;
     state
         .store
         .submit_async(move |tx| -> Result<(), FlowError> {

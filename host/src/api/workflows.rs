@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiPath};
-use super::paging::Page;
-use super::{ApiError, AppState, Routes, checkpoints, lifecycle, steps};
+use super::paging::{Page, query_map};
+use super::{ApiError, AppState, Routes, approvals, checkpoints, lifecycle, steps};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
 use crate::clock;
@@ -153,6 +153,7 @@ pub async fn get_workflow(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
+    state.expire_due(&id).await?;
     let found = state
         .store
         .read_async(move |conn| {
@@ -188,8 +189,7 @@ pub async fn list_workflows(
     State(state): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query
-        .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))?;
+    let query = query_map(query)?;
     let page = Page::from_query(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
     let filter = WorkflowFilter {
         status: query.get("status").cloned(),
@@ -198,6 +198,7 @@ pub async fn list_workflows(
         limit: page.limit,
         offset: page.offset,
     };
+    state.expire_due_in(&caller.tenant, &caller.org).await?;
     let (rows, total) = state
         .store
         .read_async(move |conn| {
@@ -283,4 +284,5 @@ pub fn routes() -> Routes {
         .merge(lifecycle::routes())
         .merge(steps::routes())
         .merge(checkpoints::routes())
+        .merge(approvals::routes())
 }

@@ -5,6 +5,7 @@
 //! - `writer`: the one writer thread and its group commit.
 //! - `readers`: the pool of read-only connections.
 //! - [`audit`]: the audit chains in SQL.
+//! - [`approvals`]: the pending list and the holds due to expire.
 //! - [`workflows`], [`steps`], [`checkpoints`]: workflows, steps and
 //!   checkpoints in SQL.
 //! - `error`: [`StoreError`].
@@ -19,6 +20,7 @@
 //! append audit, …) become a trait when the gate and API work defines them,
 //! with this module as its first implementation.
 
+pub mod approvals;
 pub mod audit;
 pub mod checkpoints;
 mod error;

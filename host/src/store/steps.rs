@@ -83,7 +83,8 @@ pub struct StepRow {
     pub cost_usd: Option<f64>,
 }
 
-const COLUMNS: &str = "workflow_id, step_id, step_index, step_type, step_name, model, provider, \
+/// Every column of `workflow_steps`, in the order [`decode`] reads them.
+pub(super) const COLUMNS: &str = "workflow_id, step_id, step_index, step_type, step_name, model, provider, \
     step_input, tool_context, idempotency_key, estimated_tokens_in, estimated_tokens_out, \
     estimated_cost_usd, decision, decision_reason, policies_evaluated, policies_matched, \
     last_decision, gate_count, first_attempt_at, gate_checked_at, approval_status, approval_id, \
@@ -122,7 +123,9 @@ fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn decode(row: &Row) -> Result<StepRow, StoreError> {
+/// Reads a step from the first [`WIDTH`] columns of `row`, selected as
+/// [`COLUMNS`].
+pub(super) fn decode(row: &Row) -> Result<StepRow, StoreError> {
     let text =
         |index: usize| -> Result<String, StoreError> { row.get(index).context("reading a step") };
     let opt_json = |index: usize, what| -> Result<Option<Value>, StoreError> {

@@ -165,6 +165,21 @@ pub fn find_workflow(
     found.map(with_metadata).transpose()
 }
 
+/// The workflow `id` whoever owns it: for system work (approval expiry)
+/// that acts on a workflow without a caller. Never answer a caller with it.
+pub fn workflow_by_id(conn: &Connection, id: &str) -> Result<Option<WorkflowRow>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM workflows WHERE workflow_id = ?1"
+        ))
+        .and_then(|mut stmt| {
+            let mut rows = stmt.query([id])?;
+            rows.next()?.map(decode).transpose()
+        })
+        .context("reading a workflow")?;
+    found.map(with_metadata).transpose()
+}
+
 /// A page of the tenant's and org's workflows, newest first, and how many
 /// match in all. Run it inside one read so the two agree.
 pub fn list_workflows(
