@@ -765,7 +765,7 @@ async fn every_request_touching_a_workflow_applies_its_due_expiries_first() {
         u16,
         Option<&'static str>,
     );
-    let cases: [Touch; 12] = [
+    let cases: [Touch; 14] = [
         ("get", Method::GET, Some(""), Value::Null, 200, None),
         ("list", Method::GET, None, Value::Null, 200, None),
         ("pending", Method::GET, None, Value::Null, 200, None),
@@ -840,6 +840,22 @@ async fn every_request_touching_a_workflow_applies_its_due_expiries_first() {
             json!({"reason": REASON}),
             409,
             Some("APPROVAL_EXPIRED"),
+        ),
+        (
+            "checkpoints",
+            Method::GET,
+            Some("/checkpoints"),
+            Value::Null,
+            200,
+            None,
+        ),
+        (
+            "checkpoint resume",
+            Method::POST,
+            Some("/checkpoints/resume"),
+            Value::Null,
+            409,
+            Some("APPROVAL_HOLD"),
         ),
     ];
     for (name, method, tail, body, status, code) in cases {
