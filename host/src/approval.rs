@@ -4,16 +4,16 @@
 //! transaction together with their audit entries, so a change and its
 //! trail commit or roll back as one. SQL stays in `store`, HTTP in `api`.
 
-use rusqlite::Transaction;
 use serde_json::{Map, json};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::gate::flow::{FlowError, Refusal};
-use crate::store::approvals::{DueScope, due_holds};
-use crate::store::steps::{StepRow, find_step, save_step};
-use crate::store::workflows::{WorkflowRow, end_workflow, find_workflow, workflow_by_id};
-use crate::store::{StoreError, audit};
+use crate::store::StoreError;
+use crate::store::approvals::DueScope;
+use crate::store::steps::StepRow;
+use crate::store::workflows::WorkflowRow;
+use crate::store::StoreWrite;
 use crate::verdict::Verdict;
 
 /// Actor of the changes nobody asked for: expiries by the sweeper or on
@@ -123,10 +123,12 @@ pub fn check_decidable(step: &StepRow, workflow: &WorkflowRow, now: &str) -> Res
 /// re-gated since the request arrived is refused, not overwritten. A
 /// rejection also aborts the workflow. Audit: `step_approved` or
 /// `step_rejected`, then `workflow_aborted` (`cause: "rejected"`).
-pub fn decide(tx: &Transaction, call: &ApprovalCall) -> Result<StepRow, FlowError> {
-    let workflow = find_workflow(tx, &call.workflow_id, &call.tenant, &call.org)?
+pub fn decide(tx: &impl StoreWrite, call: &ApprovalCall) -> Result<StepRow, FlowError> {
+    let workflow = tx
+        .find_workflow(&call.workflow_id, &call.tenant, &call.org)?
         .ok_or(Refusal::NotFound("Workflow not found"))?;
-    let mut step = find_step(tx, &call.workflow_id, &call.step_id)?
+    let mut step = tx
+        .find_step(&call.workflow_id, &call.step_id)?
         .ok_or(Refusal::NotFound("Step not found"))?;
     let now = clock::now_rfc3339();
     check_decidable(&step, &workflow, &now)?;
@@ -135,7 +137,7 @@ pub fn decide(tx: &Transaction, call: &ApprovalCall) -> Result<StepRow, FlowErro
     step.approved_by = Some(call.actor.clone());
     step.approved_at = Some(now.clone());
     step.approval_comment = Some(call.comment.clone());
-    save_step(tx, &step)?;
+    tx.save_step(&step)?;
     let record = |kind: AuditKind, decision, reason: &str, details| AuditRecord {
         at: now.clone(),
         tenant: call.tenant.clone(),
@@ -156,22 +158,16 @@ pub fn decide(tx: &Transaction, call: &ApprovalCall) -> Result<StepRow, FlowErro
         &call.comment,
         details,
     );
-    audit::append(tx, &call.tenant, decided)?;
+    tx.append_audit(&call.tenant, decided)?;
 
     if call.outcome == Outcome::Rejected {
         let reason = format!("Step {} rejected by {}", call.step_id, call.actor);
-        end_workflow(
-            tx,
-            &call.workflow_id,
-            "aborted",
-            &now,
-            Some(reason.as_str()),
-        )?;
+        tx.end_workflow(&call.workflow_id, "aborted", &now, Some(reason.as_str()))?;
         let mut details = Map::new();
         details.insert("cause".into(), json!("rejected"));
         let mut aborted = record(AuditKind::WorkflowAborted, None, &reason, details);
         aborted.step_id = None;
-        audit::append(tx, &call.tenant, aborted)?;
+        tx.append_audit(&call.tenant, aborted)?;
     }
     Ok(step)
 }
@@ -195,15 +191,15 @@ pub struct ExpiredHold {
 /// ended one keeps its status. Only rows still pending inside `tx` move,
 /// so a hold decided meanwhile is left alone.
 pub fn expire_due(
-    tx: &Transaction,
+    tx: &impl StoreWrite,
     scope: &DueScope,
     now: &str,
 ) -> Result<Vec<ExpiredHold>, StoreError> {
     let mut expired = Vec::new();
-    for (workflow_id, step_id) in due_holds(tx, scope, now)? {
+    for (workflow_id, step_id) in tx.due_holds(scope, now)? {
         let (Some(mut step), Some(workflow)) = (
-            find_step(tx, &workflow_id, &step_id)?,
-            workflow_by_id(tx, &workflow_id)?,
+            tx.find_step(&workflow_id, &step_id)?,
+            tx.workflow_by_id(&workflow_id)?,
         ) else {
             continue;
         };
@@ -211,7 +207,7 @@ pub fn expire_due(
         step.approval_status = Some("expired".into());
         step.approved_by = Some(AUTO_EXPIRED.into());
         step.approved_at = Some(expires_at.clone());
-        save_step(tx, &step)?;
+        tx.save_step(&step)?;
         let record = |kind: AuditKind, decision, reason: Option<String>, details| AuditRecord {
             at: now.to_owned(),
             tenant: workflow.tenant.clone(),
@@ -234,16 +230,16 @@ pub fn expire_due(
             details,
         );
         entry.step_id = Some(step_id.clone());
-        audit::append(tx, &workflow.tenant, entry)?;
+        tx.append_audit(&workflow.tenant, entry)?;
 
         let aborted = !workflow.is_terminal();
         if aborted {
             let reason = format!("Step {step_id} auto-expired");
-            end_workflow(tx, &workflow_id, "aborted", now, Some(reason.as_str()))?;
+            tx.end_workflow(&workflow_id, "aborted", now, Some(reason.as_str()))?;
             let mut details = Map::new();
             details.insert("cause".into(), json!("expired"));
             let entry = record(AuditKind::WorkflowAborted, None, Some(reason), details);
-            audit::append(tx, &workflow.tenant, entry)?;
+            tx.append_audit(&workflow.tenant, entry)?;
         }
         expired.push(ExpiredHold {
             workflow_id,

@@ -21,7 +21,8 @@ use crate::approval::{self, ApprovalCall, MIN_COMMENT_BYTES, Outcome};
 use crate::auth::{Approve, Authorized, Caller, WorkflowRead};
 use crate::clock;
 use crate::gate::flow::RetryContext;
-use crate::store::approvals::{PendingHold, list_pending};
+use crate::store::StoreRead;
+use crate::store::approvals::PendingHold;
 
 /// Default and largest page of the pending list (contract §2.12).
 const PENDING_LIMIT: u32 = 20;
@@ -200,7 +201,7 @@ pub async fn list_pending_approvals(
         .store
         .read_async(move |conn| {
             let now = clock::now_rfc3339();
-            list_pending(conn, &caller.tenant, &caller.org, &now, limit)
+            conn.list_pending(&caller.tenant, &caller.org, &now, limit)
         })
         .await
         .map_err(|error| ApiError::internal("Failed to list pending approvals", error))?;

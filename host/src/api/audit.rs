@@ -16,7 +16,8 @@ use super::paging::{Page, query_map};
 use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditEntry, VerifyReport};
 use crate::auth::{AuditRead, Authorized, Caller};
-use crate::store::audit::{self, AuditFilter};
+use crate::store::StoreRead;
+use crate::store::audit::AuditFilter;
 
 /// Default and largest page of the audit list.
 const DEFAULT_LIMIT: u32 = 100;
@@ -85,7 +86,7 @@ pub async fn list_audit(
     };
     let (entries, total) = state
         .store
-        .read_async(move |conn| audit::list(conn, &chain, &filter))
+        .read_async(move |conn| conn.audit_entries(&chain, &filter))
         .await
         .map_err(|error| ApiError::internal("Failed to list audit entries", error))?;
     Ok(Json(AuditPage {
@@ -112,7 +113,7 @@ pub async fn verify_audit(
     let chain = chain(&caller, &query_map(query)?)?;
     let report = state
         .store
-        .read_async(move |conn| audit::verify_chain(conn, &chain))
+        .read_async(move |conn| conn.verify_chain(&chain))
         .await
         .map_err(|error| ApiError::internal("Failed to verify the audit chain", error))?;
     Ok(Json(report))

@@ -14,8 +14,8 @@ use crate::auth::{Authorized, Caller, WorkflowRead, WorkflowWrite};
 use crate::gate::flow::FlowError;
 use crate::gate::record;
 use crate::gate::resume::{self, ResumeCall, Target};
-use crate::store::checkpoints::{CheckpointRow, list_checkpoints};
-use crate::store::workflows::find_workflow;
+use crate::store::StoreRead;
+use crate::store::checkpoints::CheckpointRow;
 use crate::verdict::Verdict;
 
 const RESUME_FAILED: &str = "Failed to resume workflow from checkpoint";
@@ -67,10 +67,13 @@ pub async fn get_checkpoints(
     let checkpoints = state
         .store
         .read_async(move |conn| {
-            if find_workflow(conn, &id, &caller.tenant, &caller.org)?.is_none() {
+            if conn
+                .find_workflow(&id, &caller.tenant, &caller.org)?
+                .is_none()
+            {
                 return Ok(None);
             }
-            list_checkpoints(conn, &id).map(Some)
+            conn.list_checkpoints(&id).map(Some)
         })
         .await
         .map_err(|error| ApiError::internal("Failed to list checkpoints", error))?

@@ -15,7 +15,8 @@ use super::{ApiError, AppState};
 use crate::approval::{self, ExpiredHold};
 use crate::clock;
 use crate::store::StoreError;
-use crate::store::approvals::{DueScope, any_due};
+use crate::store::StoreRead;
+use crate::store::approvals::DueScope;
 
 const EXPIRY_FAILED: &str = "Failed to expire approvals";
 
@@ -55,7 +56,7 @@ impl AppState {
         let probe = scope.clone();
         let due = self
             .store
-            .read_async(move |conn| any_due(conn, &probe, &clock::now_rfc3339()))
+            .read_async(move |conn| conn.any_due(&probe, &clock::now_rfc3339()))
             .await?;
         if !due {
             return Ok(Vec::new());

@@ -14,9 +14,8 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, Caller, WorkflowWrite};
 use crate::clock;
 use crate::gate::flow::{FlowError, Refusal, approval_pending};
-use crate::store::audit;
-use crate::store::steps::step_with_approval;
-use crate::store::workflows::{WorkflowRow, end_workflow, find_workflow};
+use crate::store::workflows::WorkflowRow;
+use crate::store::{StoreRead, StoreWrite};
 
 /// The optional body of fail and abort.
 #[derive(Debug, Default, Deserialize)]
@@ -84,12 +83,13 @@ impl End {
 /// Loads the caller's workflow in `conn`, refusing a missing one and,
 /// with `terminal` as the message prefix, an ended one.
 fn load_running(
-    conn: &rusqlite::Connection,
+    conn: &impl StoreRead,
     caller: &Caller,
     id: &str,
     terminal: &str,
 ) -> Result<WorkflowRow, FlowError> {
-    let row = find_workflow(conn, id, &caller.tenant, &caller.org)?
+    let row = conn
+        .find_workflow(id, &caller.tenant, &caller.org)?
         .ok_or(Refusal::NotFound(WORKFLOW_NOT_FOUND))?;
     if row.is_terminal() {
         return Err(
@@ -115,7 +115,7 @@ async fn end(
             let mut details = Map::new();
             match how {
                 End::Completed => {
-                    if let Some(step) = step_with_approval(tx, &id, &["pending"])? {
+                    if let Some(step) = tx.step_with_approval(&id, &["pending"])? {
                         return Err(approval_pending(&step).into());
                     }
                     details.insert("steps_executed".into(), json!(row.current_step_index));
@@ -128,7 +128,7 @@ async fn end(
                 }
             }
             let now = clock::now_rfc3339();
-            end_workflow(tx, &id, how.status(), &now, reason.as_deref())?;
+            tx.end_workflow(&id, how.status(), &now, reason.as_deref())?;
             let kind = match how {
                 End::Completed => AuditKind::WorkflowCompleted,
                 End::Failed => AuditKind::WorkflowFailed,
@@ -146,7 +146,7 @@ async fn end(
                 reason,
                 details,
             };
-            audit::append(tx, &caller.tenant, record)?;
+            tx.append_audit(&caller.tenant, record)?;
             Ok(())
         })
         .await
@@ -251,10 +251,11 @@ pub async fn resume_workflow(
                     &checked_id,
                     "cannot resume workflow in terminal state",
                 )?;
-                if let Some(step) = step_with_approval(conn, &checked_id, &["pending"])? {
+                if let Some(step) = conn.step_with_approval(&checked_id, &["pending"])? {
                     return Err(approval_pending(&step).into());
                 }
-                if let Some(step) = step_with_approval(conn, &checked_id, &["rejected", "expired"])?
+                if let Some(step) =
+                    conn.step_with_approval(&checked_id, &["rejected", "expired"])?
                 {
                     return Err(Refusal::conflict(
                         "STEP_REJECTED",

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, Routes};
-use crate::store::workflows::count_by_status;
+use crate::store::StoreRead;
 
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,7 +65,7 @@ pub async fn get_ready(State(state): State<AppState>) -> Result<Json<Ready>, Api
 pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Workflow counts come from the store at scrape time, so they are
     // right after a restart too. A failed count leaves the last values.
-    match state.store.read_async(count_by_status).await {
+    match state.store.read_async(|conn| conn.count_by_status()).await {
         Ok(counts) => state.metrics.workflows(&counts),
         Err(error) => tracing::warn!(%error, "counting workflows for /metrics failed"),
     }

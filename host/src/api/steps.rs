@@ -24,9 +24,7 @@ use crate::clock;
 use crate::gate::flow::{self, FlowError, Refusal, RetryContext};
 use crate::gate::record::{self, GateCall, Via};
 use crate::input::{GateBody, InputError};
-use crate::store::audit;
-use crate::store::steps::{find_step, save_step};
-use crate::store::workflows::{add_totals, find_workflow};
+use crate::store::{StoreRead, StoreWrite};
 use crate::verdict::Verdict;
 
 const GATE_FAILED: &str = "Failed to evaluate step gate";
@@ -243,9 +241,10 @@ pub async fn complete_step(
     state
         .store
         .submit_async(move |tx| -> Result<(), FlowError> {
-            find_workflow(tx, &workflow_id, &caller.tenant, &caller.org)?
+            tx.find_workflow(&workflow_id, &caller.tenant, &caller.org)?
                 .ok_or(Refusal::NotFound(WORKFLOW_NOT_FOUND))?;
-            let mut step = find_step(tx, &workflow_id, &step_id)?
+            let mut step = tx
+                .find_step(&workflow_id, &step_id)?
                 .ok_or(Refusal::NotFound("Step not found"))?;
             flow::check_key(&step, key.as_deref())?;
             let now = clock::now_rfc3339();
@@ -257,9 +256,8 @@ pub async fn complete_step(
             step.tokens_in = tokens_in.or(step.tokens_in);
             step.tokens_out = tokens_out.or(step.tokens_out);
             step.cost_usd = cost_usd.or(step.cost_usd);
-            save_step(tx, &step)?;
-            add_totals(
-                tx,
+            tx.save_step(&step)?;
+            tx.add_totals(
                 &workflow_id,
                 tokens_in.unwrap_or(0),
                 tokens_out.unwrap_or(0),
@@ -289,7 +287,7 @@ pub async fn complete_step(
                 reason: None,
                 details,
             };
-            audit::append(tx, &caller.tenant, record)?;
+            tx.append_audit(&caller.tenant, record)?;
             Ok(())
         })
         .await

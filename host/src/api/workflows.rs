@@ -20,9 +20,9 @@ use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
 use crate::clock;
 use crate::gate::flow::{FlowError, check_capacity};
 use crate::input::InputError;
-use crate::store::steps::{StepRow, list_steps};
-use crate::store::workflows::{WorkflowFilter, WorkflowRow, find_workflow, insert_workflow};
-use crate::store::{audit, workflows};
+use crate::store::steps::StepRow;
+use crate::store::workflows::{WorkflowFilter, WorkflowRow};
+use crate::store::{StoreRead, StoreWrite};
 
 /// The 404 of a missing or foreign workflow.
 pub const WORKFLOW_NOT_FOUND: &str = "Workflow not found";
@@ -124,9 +124,9 @@ pub async fn create_workflow(
     state
         .store
         .submit_async(move |tx| -> Result<(), FlowError> {
-            check_capacity(workflows::count_running(tx, &stored.tenant)?, limit)?;
-            insert_workflow(tx, &stored)?;
-            audit::append(tx, &stored.tenant, record)?;
+            check_capacity(tx.count_running(&stored.tenant)?, limit)?;
+            tx.insert_workflow(&stored)?;
+            tx.append_audit(&stored.tenant, record)?;
             Ok(())
         })
         .await
@@ -157,10 +157,10 @@ pub async fn get_workflow(
     let found = state
         .store
         .read_async(move |conn| {
-            let Some(row) = find_workflow(conn, &id, &caller.tenant, &caller.org)? else {
+            let Some(row) = conn.find_workflow(&id, &caller.tenant, &caller.org)? else {
                 return Ok(None);
             };
-            let steps = list_steps(conn, &id)?;
+            let steps = conn.list_steps(&id)?;
             Ok(Some((row, steps)))
         })
         .await
@@ -201,9 +201,7 @@ pub async fn list_workflows(
     state.expire_due_in(&caller.tenant, &caller.org).await?;
     let (rows, total) = state
         .store
-        .read_async(move |conn| {
-            workflows::list_workflows(conn, &caller.tenant, &caller.org, &filter)
-        })
+        .read_async(move |conn| conn.list_workflows(&caller.tenant, &caller.org, &filter))
         .await
         .map_err(|error| ApiError::internal("Failed to list workflows", error))?;
     let workflows: Vec<Value> = rows.iter().map(workflow_object).collect();

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction};
 use serde_json::{Map, Value, json};
 
 use super::Combined;
@@ -14,10 +13,11 @@ use super::flow::{
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::input::{PolicyInput, RetryPolicy, StepInput, ValidGate, WorkflowInput};
-use crate::store::checkpoints::{self, CheckpointOwner};
-use crate::store::steps::{self, StepRow};
-use crate::store::workflows::{self, WorkflowRow};
-use crate::store::{StoreError, audit};
+use crate::store::StoreError;
+use crate::store::checkpoints::CheckpointOwner;
+use crate::store::steps::StepRow;
+use crate::store::workflows::WorkflowRow;
+use crate::store::{StoreRead, StoreWrite};
 use crate::verdict::Verdict;
 
 /// A validated gate call.
@@ -82,8 +82,9 @@ pub struct GateView {
 }
 
 /// Loads the workflow and step and applies the refusals of §4.1 steps 2-8.
-pub fn view(conn: &Connection, call: &GateCall) -> Result<GateView, FlowError> {
-    let workflow = workflows::find_workflow(conn, &call.workflow_id, &call.tenant, &call.org)?
+pub fn view(conn: &impl StoreRead, call: &GateCall) -> Result<GateView, FlowError> {
+    let workflow = conn
+        .find_workflow(&call.workflow_id, &call.tenant, &call.org)?
         .ok_or(Refusal::NotFound("Workflow not found"))?;
     if workflow.is_terminal() {
         return Err(Refusal::conflict(
@@ -92,7 +93,7 @@ pub fn view(conn: &Connection, call: &GateCall) -> Result<GateView, FlowError> {
         )
         .into());
     }
-    let existing = steps::find_step(conn, &call.workflow_id, &call.step_id)?;
+    let existing = conn.find_step(&call.workflow_id, &call.step_id)?;
     let cached = match &existing {
         Some(step) => {
             check_key(step, call.gate.idempotency_key.as_deref())?;
@@ -107,12 +108,12 @@ pub fn view(conn: &Connection, call: &GateCall) -> Result<GateView, FlowError> {
         None => false,
     };
     if !cached
-        && let Some(pending) = steps::step_with_approval(conn, &call.workflow_id, &["pending"])?
+        && let Some(pending) = conn.step_with_approval(&call.workflow_id, &["pending"])?
         && pending != call.step_id
     {
         return Err(approval_pending(&pending).into());
     }
-    let steps_gated = steps::list_steps(conn, &call.workflow_id)?.len();
+    let steps_gated = conn.list_steps(&call.workflow_id)?.len();
     Ok(GateView {
         workflow,
         existing,
@@ -180,7 +181,7 @@ pub struct Recorded {
 /// cached, so concurrent first gates agree. `fresh` is the evaluation made
 /// outside the transaction; a fresh gate without one is refused as a fault.
 pub fn record(
-    tx: &Transaction,
+    tx: &impl StoreWrite,
     call: &GateCall,
     fresh: Option<Combined>,
 ) -> Result<Recorded, FlowError> {
@@ -209,7 +210,7 @@ pub fn record(
             .into());
         }
     };
-    steps::save_step(tx, &recorded.step)?;
+    tx.save_step(&recorded.step)?;
     if !recorded.cached {
         let owner = CheckpointOwner {
             tenant: &call.tenant,
@@ -217,20 +218,20 @@ pub fn record(
             actor: &call.actor,
             at: &now,
         };
-        checkpoints::upsert_checkpoint(tx, &recorded.step, owner)?;
+        tx.upsert_checkpoint(&recorded.step, owner)?;
     }
-    audit::append(tx, &call.tenant, audit_record(call, &recorded, &now))?;
+    tx.append_audit(&call.tenant, audit_record(call, &recorded, &now))?;
     Ok(recorded)
 }
 
 fn fresh_step(
-    tx: &Transaction,
+    tx: &impl StoreWrite,
     call: &GateCall,
     existing: Option<StepRow>,
     combined: Combined,
     now: &str,
 ) -> Result<Recorded, FlowError> {
-    let index = workflows::bump_step_index(tx, &call.workflow_id)?;
+    let index = tx.bump_step_index(&call.workflow_id)?;
     let gate = &call.gate;
     let to_json = |runs: &[super::PolicyRun]| serde_json::to_value(runs).unwrap_or(json!([]));
     let first_gate = existing.is_none();

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction};
 use serde_json::{Map, json};
 
 use super::Combined;
@@ -15,10 +14,10 @@ use super::record::{self, GateCall, GateView, Recorded, Via};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::input::{RetryPolicy, ToolContext, ValidGate};
-use crate::store::checkpoints::{self, CheckpointRow};
-use crate::store::steps::{self, StepRow};
-use crate::store::workflows;
-use crate::store::{StoreError, audit};
+use crate::store::StoreError;
+use crate::store::checkpoints::CheckpointRow;
+use crate::store::steps::StepRow;
+use crate::store::{StoreRead, StoreWrite};
 
 /// Which checkpoint to resume from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +65,9 @@ fn not_resumable(message: String) -> FlowError {
 
 /// Steps (1)-(3): refuses a finished or held workflow, then picks the
 /// checkpoint and rebuilds the gate that produced it.
-pub fn plan(conn: &Connection, call: &ResumeCall) -> Result<ResumePlan, FlowError> {
-    let workflow = workflows::find_workflow(conn, &call.workflow_id, &call.tenant, &call.org)?
+pub fn plan(conn: &impl StoreRead, call: &ResumeCall) -> Result<ResumePlan, FlowError> {
+    let workflow = conn
+        .find_workflow(&call.workflow_id, &call.tenant, &call.org)?
         .ok_or(Refusal::NotFound("Workflow not found"))?;
     if matches!(workflow.status.as_str(), "completed" | "failed") {
         return Err(not_resumable(format!(
@@ -75,19 +75,20 @@ pub fn plan(conn: &Connection, call: &ResumeCall) -> Result<ResumePlan, FlowErro
             workflow.status
         )));
     }
-    let all_steps = steps::list_steps(conn, &call.workflow_id)?;
+    let all_steps = conn.list_steps(&call.workflow_id)?;
     for step in &all_steps {
         check_no_hold(step)?;
     }
     let checkpoint = match call.target {
-        Target::Last => checkpoints::last_resumable(conn, &call.workflow_id)?.ok_or_else(|| {
+        Target::Last => conn.last_resumable(&call.workflow_id)?.ok_or_else(|| {
             not_resumable(format!(
                 "no resumable checkpoint found for workflow {}",
                 call.workflow_id
             ))
         })?,
         Target::Id(id) => {
-            let checkpoint = checkpoints::find_checkpoint(conn, &call.workflow_id, id)?
+            let checkpoint = conn
+                .find_checkpoint(&call.workflow_id, id)?
                 .ok_or(Refusal::NotFound("Checkpoint not found"))?;
             if !checkpoint.is_resumable {
                 return Err(not_resumable(format!("checkpoint {id} is not resumable")));
@@ -169,7 +170,7 @@ pub struct Resumed {
 /// `fresh` (evaluated on the plan outside the transaction), and counts the
 /// resume. Any refusal rolls all of it back.
 pub fn record(
-    tx: &Transaction,
+    tx: &impl StoreWrite,
     call: &ResumeCall,
     planned: &ResumePlan,
     fresh: Combined,
@@ -186,17 +187,16 @@ pub fn record(
     }
     let revived = plan.view.workflow.status == "aborted";
     if revived {
-        check_capacity(workflows::count_running(tx, &call.tenant)?, call.limit)?;
-        workflows::revive_workflow(tx, &call.workflow_id)?;
+        check_capacity(tx.count_running(&call.tenant)?, call.limit)?;
+        tx.revive_workflow(&call.workflow_id)?;
     }
     let now = clock::now_rfc3339();
-    audit::append(
-        tx,
+    tx.append_audit(
         &call.tenant,
         resumed_record(call, &plan.checkpoint, revived, &now),
     )?;
     let gate = record::record(tx, &plan.call, Some(fresh))?;
-    let resume_count = checkpoints::mark_resumed(tx, plan.checkpoint.id, &now)?;
+    let resume_count = tx.mark_resumed(plan.checkpoint.id, &now)?;
     Ok(Resumed {
         checkpoint: plan.checkpoint,
         gate,

@@ -4,6 +4,7 @@
 //! - `migrations`: the schema (every table documented) and its versions.
 //! - `writer`: the one writer thread and its group commit.
 //! - `readers`: the pool of read-only connections.
+//! - `backend`: [`StoreRead`] and [`StoreWrite`], implemented for SQLite.
 //! - [`audit`]: the audit chains in SQL.
 //! - [`approvals`]: the pending list and the holds due to expire.
 //! - [`workflows`], [`steps`], [`checkpoints`]: workflows, steps and
@@ -15,13 +16,16 @@
 //! commit, so an acknowledged change survives `kill -9` (and, with
 //! `synchronous=FULL`, a power cut). Reads go through [`Store::read`].
 //!
-//! A later PostgreSQL backend implements the same *operations*, not this
-//! SQLite plumbing: the domain operations (create a workflow, record a gate,
-//! append audit, …) become a trait when the gate and API work defines them,
-//! with this module as its first implementation.
+//! The domain sees the store through two traits, [`StoreRead`] and
+//! [`StoreWrite`] (module `backend`): the gate, approval and resume rules
+//! and the handlers call only their methods. A later backend (PostgreSQL)
+//! implements them for its own connection and transaction, plus this
+//! module's `submit`/`read` plumbing; the table modules below are the
+//! SQLite implementation.
 
 pub mod approvals;
 pub mod audit;
+mod backend;
 pub mod checkpoints;
 mod error;
 mod migrations;
@@ -36,6 +40,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction};
 
+pub use backend::{StoreRead, StoreWrite};
 pub use error::{SqlContext, StoreError};
 pub use migrations::SCHEMA_VERSION;
 use readers::ReadPool;
