@@ -10,10 +10,10 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::gate::flow::{FlowError, Refusal};
 use crate::store::StoreError;
+use crate::store::StoreWrite;
 use crate::store::approvals::DueScope;
 use crate::store::steps::StepRow;
 use crate::store::workflows::WorkflowRow;
-use crate::store::StoreWrite;
 use crate::verdict::Verdict;
 
 /// Actor of the changes nobody asked for: expiries by the sweeper or on

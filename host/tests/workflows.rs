@@ -724,3 +724,45 @@ async fn blocked_steps_take_completes_and_do_not_stop_the_workflow() {
     assert_eq!(got["total_tokens_in"], 3);
     assert_eq!(got["total_steps"], 1);
 }
+
+#[tokio::test]
+async fn retry_policy_case_and_key_length_are_checked_on_gate_and_step_complete() {
+    let app = app();
+    let id = app.create("w").await;
+    let key = |n: usize| "k".repeat(n);
+    let gate_cases = [
+        (
+            json!({"step_type": "llm_call", "retry_policy": "IDEMPOTENT"}),
+            "retry_policy must be \"idempotent\" or \"reevaluate\"",
+        ),
+        (
+            json!({"step_type": "llm_call", "idempotency_key": key(256)}),
+            "idempotency_key must be at most 255 characters",
+        ),
+        (
+            json!({"step_type": "tool_call", "tool_context": {"tool_name": ""}}),
+            "tool_name is required when tool_context is provided",
+        ),
+    ];
+    for (body, message) in gate_cases {
+        let answer = app.gate(&id, "s1", body.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer.json()["message"], message, "{body}");
+    }
+    let mut ok = llm();
+    ok["idempotency_key"] = json!(key(255));
+    assert_eq!(app.gate(&id, "s1", ok).await.status, StatusCode::OK);
+    let complete = format!("/api/v1/workflows/{id}/steps/s1/complete");
+    let answer = app
+        .post(&complete, json!({"idempotency_key": key(256)}))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.json()["message"],
+        "idempotency_key must be at most 255 characters"
+    );
+    let answer = app
+        .post(&complete, json!({"idempotency_key": key(255)}))
+        .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+}
