@@ -78,6 +78,21 @@ pub(super) fn check_step_id(step_id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `text` as one URL path segment: every byte outside RFC 3986's
+/// unreserved set is percent-encoded, so a step id with `/`, `?` or `#`
+/// still names its own approval URL.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 fn array(value: &Value) -> Vec<Value> {
     value.as_array().cloned().unwrap_or_default()
 }
@@ -158,7 +173,8 @@ pub async fn gate_step(
     let approval_url = match (&state.config.public_base_url, holds) {
         (Some(base), true) => Some(format!(
             "{base}/workflows/{}/steps/{}/approve",
-            call.workflow_id, call.step_id
+            call.workflow_id,
+            path_segment(&call.step_id)
         )),
         _ => None,
     };
@@ -300,4 +316,20 @@ pub fn routes() -> Routes {
     Routes::new()
         .route::<__path_gate_step, _, _>(gate_step)
         .route::<__path_complete_step, _, _>(complete_step)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_encode_everything_but_unreserved_bytes() {
+        let cases = [
+            ("pay-1.a_b~", "pay-1.a_b~"),
+            ("a/b?c#d", "a%2Fb%3Fc%23d"),
+            ("x y:z", "x%20y%3Az"),
+            ("é", "%C3%A9"),
+        ];
+        for (raw, encoded) in cases {
+            assert_eq!(super::path_segment(raw), encoded, "{raw}");
+        }
+    }
 }
