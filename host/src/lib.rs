@@ -11,6 +11,8 @@
 //! - [`manifest`]: a policy's `.toml`: order, step types, limits, `on_error`, settings.
 //! - [`gate`]: running the applicable policies of a gate and combining their verdicts.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
+//! - [`examples`]: the example policies built into the binary, and laying them
+//!   out as a policy directory.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
 //! - [`store`]: SQLite: schema and migrations, the one group-committing
@@ -30,6 +32,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod examples;
 pub mod gate;
 pub mod input;
 pub mod manifest;
