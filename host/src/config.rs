@@ -33,6 +33,11 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// The policy directory (contract §6.1).
     pub policy_dir: PathBuf,
+    /// Lay the example policies out in `policy_dir` when it does not exist
+    /// yet. True only when no policy directory was given, so `policy_dir` is
+    /// the default `<data-dir>/policies`; a directory someone named is
+    /// never written to.
+    pub seed_examples: bool,
     /// How often the policy directory is rescanned.
     pub policy_rescan: Duration,
     /// Tenants file; `None` is community mode.
@@ -58,6 +63,7 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             policy_dir: data_dir.join("policies"),
+            seed_examples: true,
             data_dir,
             policy_rescan: Duration::from_secs(30),
             tenants: None,
@@ -215,12 +221,14 @@ impl ServeArgs {
         };
         let data_dir = pick(path_of(self.data_dir), "data-dir", path_of(file.data_dir))
             .map_or(defaults.data_dir, |raw| PathBuf::from(raw.value));
-        let policy_dir = pick(
+        let given_policy_dir = pick(
             path_of(self.policy_dir),
             "policy-dir",
             path_of(file.policy_dir),
-        )
-        .map_or_else(|| data_dir.join("policies"), |raw| PathBuf::from(raw.value));
+        );
+        let seed_examples = given_policy_dir.is_none();
+        let policy_dir = given_policy_dir
+            .map_or_else(|| data_dir.join("policies"), |raw| PathBuf::from(raw.value));
         let policy_rescan = pick(self.policy_rescan, "policy-rescan", file.policy_rescan)
             .map_or(Ok(defaults.policy_rescan), |raw| raw.duration())?;
         let tenants = pick(path_of(self.tenants), "tenants", path_of(file.tenants))
@@ -279,6 +287,7 @@ impl ServeArgs {
             listen,
             data_dir,
             policy_dir,
+            seed_examples,
             policy_rescan,
             tenants,
             approval_ttl,
@@ -425,6 +434,41 @@ mod tests {
             ["http://a.test", "https://b.test:8443"]
         );
         assert_eq!(config.max_concurrent_workflows, None);
+    }
+
+    #[test]
+    fn only_the_default_policy_dir_is_seeded_with_examples() {
+        let default = resolve(ServeArgs::default(), &[]).expect("valid");
+        assert!(default.seed_examples, "default <data-dir>/policies");
+        let file = config_file("policy_dir = \"/srv/policies\"\n");
+        // (name, flags, environment): each names the policy directory.
+        let given: [(&str, ServeArgs, Vec<(&str, &str)>); 3] = [
+            (
+                "flag",
+                ServeArgs {
+                    policy_dir: Some("./data/policies".into()),
+                    ..ServeArgs::default()
+                },
+                vec![],
+            ),
+            (
+                "environment",
+                ServeArgs::default(),
+                vec![("WCP_POLICY_DIR", "/srv/policies")],
+            ),
+            (
+                "config file",
+                ServeArgs {
+                    config: Some(file.path().to_owned()),
+                    ..ServeArgs::default()
+                },
+                vec![],
+            ),
+        ];
+        for (name, args, env) in given {
+            let config = resolve(args, &env).expect(name);
+            assert!(!config.seed_examples, "{name}: {config:?}");
+        }
     }
 
     #[test]

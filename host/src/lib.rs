@@ -12,6 +12,8 @@
 //! - [`approval`]: approving, rejecting and expiring approval holds.
 //! - [`gate`]: running the applicable policies of a gate and combining their verdicts.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
+//! - [`examples`]: the example policies built into the binary, and laying them
+//!   out as a policy directory.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
 //! - [`store`]: SQLite: schema and migrations, the one group-committing
@@ -32,6 +34,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod examples;
 pub mod gate;
 pub mod input;
 pub mod manifest;

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::{ConfigError, ServeConfig};
+use crate::examples::{self, ExamplesError};
 use crate::policy_set::{PolicySet, Status};
 use crate::runtime::{PolicyRuntime, RuntimeConfig, RuntimeError};
 use crate::store::{Store, StoreError};
@@ -27,6 +28,9 @@ pub enum ServerError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The example policies could not be laid out in the default policy directory.
+    #[error("cannot lay out the example policies: {0}")]
+    Examples(#[from] ExamplesError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -42,6 +46,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.check_supported()?;
+    if config.seed_examples {
+        seed_examples(&config.policy_dir).await?;
+    }
     let runtime = PolicyRuntime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
         ..RuntimeConfig::default()
@@ -83,6 +90,25 @@ pub async fn run(
     }
     served?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Lays the example policies out in the default policy directory if it does
+/// not exist yet, so a first start decides gates with real policies, and
+/// says so in one line.
+async fn seed_examples(dir: &Path) -> Result<(), ServerError> {
+    let path = dir.to_owned();
+    let seeded = tokio::task::spawn_blocking(move || examples::seed(&path))
+        .await
+        .map_err(|error| std::io::Error::other(error.to_string()))??;
+    if seeded {
+        tracing::info!(
+            "no policy directory yet: laid out the example policies ({}) in {}; \
+             edit or remove them there, or start with --policy-dir DIR to use your own",
+            examples::names(),
+            dir.join("global").display()
+        );
+    }
     Ok(())
 }
 

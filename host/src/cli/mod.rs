@@ -26,7 +26,7 @@ pub struct Cli {
 enum Command {
     /// Run the server.
     Serve(crate::config::ServeArgs),
-    /// Check, try, test and measure policy components.
+    /// Check, try, test and measure policy components; write the examples.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     /// Verify the audit log's hash chains, offline.

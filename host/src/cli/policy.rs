@@ -1,5 +1,7 @@
 //! `wcp policy check | eval | test | bench`: work with one policy component
-//! outside the server, with the same runtime and sandbox the server uses.
+//! outside the server, with the same runtime and sandbox the server uses;
+//! `wcp policy examples`: write the built-in example policies as a policy
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::CliError;
+use crate::examples::{self, ExamplesError};
 use crate::input::DryRunBody;
 use crate::manifest::Manifest;
 use crate::runtime::{
@@ -59,6 +62,15 @@ pub(super) enum PolicyCommand {
         iterations: u32,
         #[command(flatten)]
         options: EvalOptions,
+    },
+    /// Write the built-in example policies into a policy directory, as
+    /// `global/<name>.wasm` with its manifest `global/<name>.toml`.
+    Examples {
+        /// The policy directory; created if missing.
+        dir: PathBuf,
+        /// Overwrite example files that are already there.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -158,6 +170,7 @@ pub(super) fn run(command: PolicyCommand) -> Result<ExitCode, CliError> {
             iterations,
             options,
         } => bench(&wasm, request.as_deref(), iterations, &options),
+        PolicyCommand::Examples { dir, force } => write_examples(&dir, force),
     }
 }
 
@@ -476,6 +489,25 @@ fn bench(
     println!(
         "rate       {:.0} evaluations/s (one thread)",
         f64::from(iterations) / wall.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_examples(dir: &Path, force: bool) -> Result<ExitCode, CliError> {
+    let written = examples::write(dir, force).map_err(|error| match error {
+        ExamplesError::Exists { .. } => CliError::new(format!(
+            "{error}; nothing was written (--force overwrites the example files)"
+        )),
+        ExamplesError::Write { .. } => CliError::new(error.to_string()),
+    })?;
+    for path in &written {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "{} example policies ({}); serve them with: wcp serve --policy-dir {}",
+        examples::EXAMPLES.len(),
+        examples::names(),
+        dir.display()
     );
     Ok(ExitCode::SUCCESS)
 }
