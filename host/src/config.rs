@@ -442,7 +442,8 @@ mod tests {
         assert!(default.seed_examples, "default <data-dir>/policies");
         let file = config_file("policy_dir = \"/srv/policies\"\n");
         // (name, flags, environment): each names the policy directory.
-        let given: [(&str, ServeArgs, Vec<(&str, &str)>); 3] = [
+        type Given<'a> = (&'a str, ServeArgs, Vec<(&'a str, &'a str)>);
+        let given: [Given; 3] = [
             (
                 "flag",
                 ServeArgs {
