@@ -113,11 +113,11 @@ pub fn view(conn: &impl StoreRead, call: &GateCall) -> Result<GateView, FlowErro
     {
         return Err(approval_pending(&pending).into());
     }
-    let steps_gated = conn.list_steps(&call.workflow_id)?.len();
+    let steps_gated = conn.count_steps(&call.workflow_id)?;
     Ok(GateView {
         workflow,
         existing,
-        steps_gated: u32::try_from(steps_gated).unwrap_or(u32::MAX),
+        steps_gated,
         cached,
     })
 }
@@ -137,7 +137,9 @@ pub fn policy_input(view: &GateView, call: &GateCall) -> PolicyInput {
             trace_id: workflow.trace_id.clone(),
             started_at: workflow.started_at.clone(),
             metadata: workflow.metadata.clone(),
-            steps_gated: view.steps_gated - u32::from(existing.is_some()),
+            steps_gated: view
+                .steps_gated
+                .saturating_sub(u32::from(existing.is_some())),
             total_cost_usd: workflow.total_cost_usd,
             total_tokens_in: workflow.total_tokens_in,
             total_tokens_out: workflow.total_tokens_out,

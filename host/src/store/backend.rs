@@ -44,6 +44,8 @@ pub trait StoreRead {
     fn count_by_status(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// A step, if it was ever gated.
     fn find_step(&self, workflow_id: &str, step_id: &str) -> Result<Option<StepRow>, StoreError>;
+    /// How many steps the workflow has.
+    fn count_steps(&self, workflow_id: &str) -> Result<u32, StoreError>;
     /// Every step of a workflow by `step_index`.
     fn list_steps(&self, workflow_id: &str) -> Result<Vec<StepRow>, StoreError>;
     /// The first step whose approval is in one of `statuses`.
@@ -163,6 +165,10 @@ macro_rules! sqlite_reads {
             ) -> Result<Option<StepRow>, StoreError> {
                 let $conn = self;
                 steps::find_step($as_conn, workflow_id, step_id)
+            }
+            fn count_steps(&self, workflow_id: &str) -> Result<u32, StoreError> {
+                let $conn = self;
+                steps::count_steps($as_conn, workflow_id)
             }
             fn list_steps(&self, workflow_id: &str) -> Result<Vec<StepRow>, StoreError> {
                 let $conn = self;

@@ -206,6 +206,13 @@ pub fn list_steps(conn: &Connection, workflow_id: &str) -> Result<Vec<StepRow>, 
     Ok(steps)
 }
 
+/// How many steps the workflow has (every step gated at least once).
+pub fn count_steps(conn: &Connection, workflow_id: &str) -> Result<u32, StoreError> {
+    conn.prepare_cached("SELECT count(*) FROM workflow_steps WHERE workflow_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([workflow_id], |row| row.get(0)))
+        .context("counting steps")
+}
+
 /// The first step of the workflow whose approval is in one of `statuses`.
 pub fn step_with_approval(
     conn: &Connection,
