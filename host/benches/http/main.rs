@@ -1,0 +1,145 @@
+//! HTTP load benchmark (design §10): `wcp serve` with the example policies,
+//! driven over loopback by concurrent clients that each run whole workflows
+//! (create, 5 gates with step completes, complete), against a bare axum
+//! JSON handler driven by the same clients in the same run.
+//!
+//! 1. Closed loop: every client sends its next request as soon as the last
+//!    is answered: peak gates/s, p50 and p99 gate latency.
+//! 2. Open loop at half that gate rate: p50 and p99 gate latency, counted
+//!    from each gate's scheduled time.
+//! 3. Closed loop against the bare handler: requests/s, and the ratio
+//!    `wcp gates/s ÷ bare requests/s`.
+//!
+//! Both servers are child processes on the same machine as the load
+//! generator, which competes with them for the cores.
+//!
+//! Run: `cargo bench -p host --bench http` (options after `--`, see `--help`).
+
+mod bare;
+mod client;
+mod load;
+mod process;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::load::{Pace, Window, Workload};
+
+/// Drive `wcp serve` and a bare axum handler with concurrent clients.
+#[derive(Debug, Parser)]
+struct Options {
+    /// Concurrent clients, each on one keep-alive connection.
+    #[arg(long, env = "WCP_BENCH_CLIENTS", default_value_t = 32)]
+    clients: usize,
+    /// Seconds of warm-up before each phase's measurement.
+    #[arg(long, env = "WCP_BENCH_WARMUP", default_value_t = 3)]
+    warmup: u64,
+    /// Seconds measured in each phase.
+    #[arg(long, env = "WCP_BENCH_DURATION", default_value_t = 20)]
+    duration: u64,
+    /// Threads of the load generator.
+    #[arg(long, env = "WCP_BENCH_THREADS", default_value_t = 1)]
+    threads: usize,
+    /// Directory to make wcp's temporary data directory in [default: the
+    /// system's temporary directory]. Its file system's fsync is part of
+    /// every write: compare a disk with a tmpfs such as /dev/shm to see it.
+    #[arg(long, env = "WCP_BENCH_DATA_IN", value_name = "DIR")]
+    data_in: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os(bare::SERVE_ENV).is_some() {
+        return bare::serve();
+    }
+    let options = Options::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("cannot start the load generator's runtime");
+    runtime.block_on(run(options))
+}
+
+async fn run(options: Options) -> ExitCode {
+    let clients = options.clients.max(1);
+    let warmup = Duration::from_secs(options.warmup);
+    let duration = Duration::from_secs(options.duration.max(1));
+    let workload = Arc::new(Workload::new());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    eprintln!(
+        "{cores} cores; {clients} clients, {} load thread(s), {}s warm-up + {}s per phase",
+        options.threads,
+        warmup.as_secs(),
+        duration.as_secs()
+    );
+
+    let wcp = process::wcp(options.data_in.as_deref()).await;
+    eprintln!(
+        "wcp serve ready on {} with the example policies, data in {}",
+        wcp.address,
+        wcp.data_dir().display()
+    );
+    eprintln!("phase 1/3: closed loop against wcp ...");
+    let window = Window::after(warmup, duration);
+    let peak = load::workflows(
+        wcp.address,
+        clients,
+        Pace::Closed,
+        window,
+        Arc::clone(&workload),
+    )
+    .await;
+    let peak_rate = peak.gates() as f64 / duration.as_secs_f64();
+    eprintln!("  {}", report::line(&peak, duration, "gates"));
+
+    let half = peak_rate / 2.0;
+    eprintln!("phase 2/3: open loop against wcp at {half:.0} gates/s ...");
+    let window = Window::after(warmup, duration);
+    let paced = if half > 0.0 {
+        load::workflows(
+            wcp.address,
+            clients,
+            Pace::Open(half),
+            window,
+            Arc::clone(&workload),
+        )
+        .await
+    } else {
+        load::Tally::new()
+    };
+    eprintln!("  {}", report::line(&paced, duration, "gates"));
+    let wcp_warnings = wcp.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+    drop(wcp);
+
+    let bare = process::bare().await;
+    eprintln!(
+        "phase 3/3: closed loop against the bare axum handler on {} ...",
+        bare.address
+    );
+    let window = Window::after(warmup, duration);
+    let baseline = load::bare(bare.address, clients, window, workload).await;
+    eprintln!(
+        "  {}",
+        report::line(&baseline, duration, "gate-shaped requests")
+    );
+    drop(bare);
+
+    let summary = report::Summary {
+        clients,
+        duration,
+        peak,
+        half_rate: half,
+        paced,
+        bare: baseline,
+        wcp_warnings,
+    };
+    summary.print()
+}
