@@ -279,43 +279,13 @@ mod tests {
     }
 
     fn step(decision: Verdict, status: Option<&str>, expires_at: Option<&str>) -> StepRow {
-        StepRow {
-            workflow_id: "wf_1".into(),
-            step_id: "s1".into(),
-            step_index: 1,
-            step_type: "tool_call".into(),
-            step_name: None,
-            model: None,
-            provider: None,
-            step_input: json!({}),
-            tool_context: None,
-            idempotency_key: None,
-            estimated_tokens_in: None,
-            estimated_tokens_out: None,
-            estimated_cost_usd: None,
-            decision,
-            decision_reason: None,
-            policies_evaluated: json!([]),
-            policies_matched: json!([]),
-            last_decision: decision,
-            gate_count: 1,
-            first_attempt_at: "2026-03-01T12:00:00.000000Z".into(),
-            gate_checked_at: "2026-03-01T12:00:00.000000Z".into(),
-            approval_status: status.map(str::to_owned),
-            approval_id: None,
-            approval_count: 1,
-            approval_requested_at: None,
-            expires_at: expires_at.map(str::to_owned),
-            approved_by: None,
-            approved_at: None,
-            approval_comment: None,
-            completion_count: 0,
-            completed_at: None,
-            output: None,
-            tokens_in: None,
-            tokens_out: None,
-            cost_usd: None,
-        }
+        let mut step = StepRow::new("wf_1", "s1", 1, decision, "2026-03-01T12:00:00.000000Z");
+        step.step_type = "tool_call".into();
+        step.gate_count = 1;
+        step.approval_count = 1;
+        step.approval_status = status.map(str::to_owned);
+        step.expires_at = expires_at.map(str::to_owned);
+        step
     }
 
     #[test]

@@ -237,42 +237,16 @@ fn fresh_step(
     let gate = &call.gate;
     let to_json = |runs: &[super::PolicyRun]| serde_json::to_value(runs).unwrap_or(json!([]));
     let first_gate = existing.is_none();
-    let mut step = existing.unwrap_or_else(|| StepRow {
-        workflow_id: call.workflow_id.clone(),
-        step_id: call.step_id.clone(),
-        step_index: index,
-        step_type: String::new(),
-        step_name: None,
-        model: None,
-        provider: None,
-        step_input: json!({}),
-        tool_context: None,
-        idempotency_key: gate.idempotency_key.clone(),
-        estimated_tokens_in: None,
-        estimated_tokens_out: None,
-        estimated_cost_usd: None,
-        decision: combined.decision,
-        decision_reason: None,
-        policies_evaluated: json!([]),
-        policies_matched: json!([]),
-        last_decision: combined.decision,
-        gate_count: 0,
-        first_attempt_at: now.to_owned(),
-        gate_checked_at: now.to_owned(),
-        approval_status: None,
-        approval_id: None,
-        approval_count: 0,
-        approval_requested_at: None,
-        expires_at: None,
-        approved_by: None,
-        approved_at: None,
-        approval_comment: None,
-        completion_count: 0,
-        completed_at: None,
-        output: None,
-        tokens_in: None,
-        tokens_out: None,
-        cost_usd: None,
+    let mut step = existing.unwrap_or_else(|| {
+        let mut step = StepRow::new(
+            &call.workflow_id,
+            &call.step_id,
+            index,
+            combined.decision,
+            now,
+        );
+        step.idempotency_key.clone_from(&gate.idempotency_key);
+        step
     });
     step.last_decision = if first_gate {
         combined.decision

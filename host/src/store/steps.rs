@@ -84,6 +84,57 @@ pub struct StepRow {
 }
 
 /// Every column of `workflow_steps`, in the order [`decode`] reads them.
+impl StepRow {
+    /// A step as its first gate creates it at `at`, with `decision` and
+    /// nothing else known yet: the gate fills in its request, runs and
+    /// approval before writing it.
+    pub fn new(
+        workflow_id: &str,
+        step_id: &str,
+        step_index: u32,
+        decision: Verdict,
+        at: &str,
+    ) -> StepRow {
+        StepRow {
+            workflow_id: workflow_id.to_owned(),
+            step_id: step_id.to_owned(),
+            step_index,
+            step_type: String::new(),
+            step_name: None,
+            model: None,
+            provider: None,
+            step_input: Value::Object(serde_json::Map::new()),
+            tool_context: None,
+            idempotency_key: None,
+            estimated_tokens_in: None,
+            estimated_tokens_out: None,
+            estimated_cost_usd: None,
+            decision,
+            decision_reason: None,
+            policies_evaluated: Value::Array(Vec::new()),
+            policies_matched: Value::Array(Vec::new()),
+            last_decision: decision,
+            gate_count: 0,
+            first_attempt_at: at.to_owned(),
+            gate_checked_at: at.to_owned(),
+            approval_status: None,
+            approval_id: None,
+            approval_count: 0,
+            approval_requested_at: None,
+            expires_at: None,
+            approved_by: None,
+            approved_at: None,
+            approval_comment: None,
+            completion_count: 0,
+            completed_at: None,
+            output: None,
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+        }
+    }
+}
+
 pub(super) const COLUMNS: &str = "workflow_id, step_id, step_index, step_type, step_name, model, provider, \
     step_input, tool_context, idempotency_key, estimated_tokens_in, estimated_tokens_out, \
     estimated_cost_usd, decision, decision_reason, policies_evaluated, policies_matched, \
