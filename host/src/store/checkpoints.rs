@@ -186,7 +186,7 @@ pub fn upsert_checkpoint(
     owner: CheckpointOwner,
 ) -> Result<i64, StoreError> {
     let to_text = |value: &Option<Value>| value.as_ref().map(Value::to_string);
-    tx.query_row(
+    tx.prepare_cached(
         "INSERT INTO checkpoints (workflow_id, step_id, step_index, step_type, step_name,
              gate_decision, gate_reason, policies_evaluated, policies_matched, step_input,
              tool_context, model, provider, tenant_id, org_id, client_id, created_at)
@@ -200,27 +200,31 @@ pub fn upsert_checkpoint(
              provider = excluded.provider, client_id = excluded.client_id,
              created_at = excluded.created_at
          RETURNING id",
-        params![
-            step.workflow_id,
-            step.step_id,
-            step.step_index,
-            step.step_type,
-            step.step_name,
-            step.decision.as_str(),
-            step.decision_reason,
-            step.policies_evaluated.to_string(),
-            step.policies_matched.to_string(),
-            step.step_input.to_string(),
-            to_text(&step.tool_context),
-            step.model,
-            step.provider,
-            owner.tenant,
-            owner.org,
-            owner.actor,
-            owner.at,
-        ],
-        |row| row.get(0),
     )
+    .and_then(|mut stmt| {
+        stmt.query_row(
+            params![
+                step.workflow_id,
+                step.step_id,
+                step.step_index,
+                step.step_type,
+                step.step_name,
+                step.decision.as_str(),
+                step.decision_reason,
+                step.policies_evaluated.to_string(),
+                step.policies_matched.to_string(),
+                step.step_input.to_string(),
+                to_text(&step.tool_context),
+                step.model,
+                step.provider,
+                owner.tenant,
+                owner.org,
+                owner.actor,
+                owner.at,
+            ],
+            |row| row.get(0),
+        )
+    })
     .optional()
     .context("writing a checkpoint")?
     .ok_or_else(|| StoreError::Invalid {
@@ -231,11 +235,10 @@ pub fn upsert_checkpoint(
 
 /// Counts a resume from checkpoint `id` at `at`; returns the new count.
 pub fn mark_resumed(tx: &Transaction, id: i64, at: &str) -> Result<u32, StoreError> {
-    tx.query_row(
+    tx.prepare_cached(
         "UPDATE checkpoints SET resume_count = resume_count + 1, last_resumed_at = ?2
          WHERE id = ?1 RETURNING resume_count",
-        params![id, at],
-        |row| row.get(0),
     )
+    .and_then(|mut stmt| stmt.query_row(params![id, at], |row| row.get(0)))
     .context("counting a checkpoint resume")
 }

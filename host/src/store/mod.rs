@@ -53,6 +53,11 @@ pub const DB_FILE: &str = "wcp.db";
 /// machine has 2 cores; 4 keeps a slow list from starving gate lookups.
 const READERS: usize = 4;
 
+/// Prepared statements each connection keeps. The store has a few dozen
+/// distinct statements; rusqlite's default of 16 would evict and re-parse
+/// them on every request.
+const STATEMENT_CACHE: usize = 64;
+
 /// How long a connection waits for a lock (a checkpoint, an offline tool)
 /// before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -215,6 +220,7 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     // even across a power cut; group commit pays it once per batch.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
 
@@ -224,5 +230,6 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }

@@ -245,24 +245,23 @@ pub fn end_workflow(
         "aborted" => (None, reason),
         _ => (None, None),
     };
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE workflows SET status = ?2, completed_at = ?3, total_steps = current_step_index,
              failure_reason = coalesce(?4, failure_reason), abort_reason = coalesce(?5, abort_reason)
          WHERE workflow_id = ?1",
-        params![id, status, at, failure, abort],
     )
+    .and_then(|mut stmt| stmt.execute(params![id, status, at, failure, abort]))
     .context("ending a workflow")?;
     Ok(())
 }
 
 /// Bumps `current_step_index` and returns the new value (§4.1 step 9).
 pub fn bump_step_index(tx: &Transaction, id: &str) -> Result<u32, StoreError> {
-    tx.query_row(
+    tx.prepare_cached(
         "UPDATE workflows SET current_step_index = current_step_index + 1
          WHERE workflow_id = ?1 RETURNING current_step_index",
-        [id],
-        |row| row.get(0),
     )
+    .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)))
     .context("advancing the step index")
 }
 
@@ -274,12 +273,12 @@ pub fn add_totals(
     tokens_out: u64,
     cost_usd: f64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE workflows SET total_tokens_in = total_tokens_in + ?2,
              total_tokens_out = total_tokens_out + ?3, total_cost_usd = total_cost_usd + ?4
          WHERE workflow_id = ?1",
-        params![id, signed(tokens_in), signed(tokens_out), cost_usd],
     )
+    .and_then(|mut stmt| stmt.execute(params![id, signed(tokens_in), signed(tokens_out), cost_usd]))
     .context("adding to the workflow's totals")?;
     Ok(())
 }
@@ -300,12 +299,12 @@ pub fn count_running(conn: &Connection, tenant: &str) -> Result<u64, StoreError>
 /// Brings an aborted workflow back to `in_progress` (contract §2.14 step
 /// 4): the end time, step total and abort reason are cleared.
 pub fn revive_workflow(tx: &Transaction, id: &str) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE workflows SET status = 'in_progress', completed_at = NULL, total_steps = NULL,
              abort_reason = NULL
          WHERE workflow_id = ?1 AND status = 'aborted'",
-        [id],
     )
+    .and_then(|mut stmt| stmt.execute([id]))
     .context("reviving a workflow")?;
     Ok(())
 }
