@@ -210,6 +210,26 @@ pub async fn bare(
     merge(tasks).await
 }
 
+/// The client's keep-alive connection, opened again when there is none.
+/// A failed open is counted as an error and waited out briefly: `None`.
+async fn connected<'a>(
+    slot: &'a mut Option<Connection>,
+    address: SocketAddr,
+    tally: &mut Tally,
+) -> Option<&'a mut Connection> {
+    if slot.is_none() {
+        match Connection::open(address).await {
+            Ok(conn) => *slot = Some(conn),
+            Err(error) => {
+                tally.error(format!("{error:#}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return None;
+            }
+        }
+    }
+    slot.as_mut()
+}
+
 async fn merge(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
     let mut total = Tally::new();
     for task in tasks {
@@ -243,16 +263,8 @@ async fn workflow_client(
     let mut tally = Tally::new();
     let mut connection = None;
     while Instant::now() < window.end {
-        let conn = match connection.as_mut() {
-            Some(conn) => conn,
-            None => match Connection::open(address).await {
-                Ok(conn) => connection.insert(conn),
-                Err(error) => {
-                    tally.error(format!("{error:#}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some(conn) = connected(&mut connection, address, &mut tally).await else {
+            continue;
         };
         if let Err(error) = workflow(conn, &workload, window, &mut schedule, &mut tally).await {
             tally.error(error.message);
@@ -378,16 +390,8 @@ async fn bare_client(address: SocketAddr, window: Window, workload: Arc<Workload
     let mut connection = None;
     let mut index = 0usize;
     while Instant::now() < window.end {
-        let conn = match connection.as_mut() {
-            Some(conn) => conn,
-            None => match Connection::open(address).await {
-                Ok(conn) => connection.insert(conn),
-                Err(error) => {
-                    tally.error(format!("{error:#}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some(conn) = connected(&mut connection, address, &mut tally).await else {
+            continue;
         };
         let step = index % workload.gates.len();
         index += 1;
