@@ -12,6 +12,8 @@
 //! - [`approval`]: approving, rejecting and expiring approval holds.
 //! - [`gate`]: running the applicable policies of a gate and combining their verdicts.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
+//! - [`reload`]: changing what serves: the directory watcher and rescan,
+//!   uploads and removals, each audited and published atomically.
 //! - [`examples`]: the example policies built into the binary, and laying them
 //!   out as a policy directory.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
@@ -39,6 +41,7 @@ pub mod gate;
 pub mod input;
 pub mod manifest;
 pub mod policy_set;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod store;

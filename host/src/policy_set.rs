@@ -77,6 +77,9 @@ pub struct PolicyEntry {
     pub status: Status,
     /// Why the last load failed.
     pub last_error: Option<String>,
+    /// sha256 of the `.wasm` last read, whether or not it loaded; `None`
+    /// when it could not be read.
+    pub file_sha256: Option<String>,
     /// Digest of the `.wasm` and manifest text last seen, to skip reloads.
     fingerprint: String,
 }
@@ -95,6 +98,38 @@ impl PolicyEntry {
     /// The serving version's 12-hex id, if any.
     pub fn version(&self) -> Option<&str> {
         self.serving.as_ref().map(|s| s.compiled.version())
+    }
+
+    /// A policy that just loaded from `wasm` and `manifest_text` (the
+    /// manifest's source, `None` for the defaults), serving `compiled`.
+    pub fn loaded(
+        scope: Scope,
+        name: &str,
+        compiled: CompiledPolicy,
+        manifest: Manifest,
+        manifest_text: Option<&str>,
+    ) -> PolicyEntry {
+        let file_sha256 = compiled.sha256().to_owned();
+        PolicyEntry {
+            id: policy_id(&scope, name),
+            name: name.to_owned(),
+            scope,
+            serving: Some(Arc::new(ServingVersion {
+                compiled,
+                manifest,
+                loaded_at: clock::now_rfc3339(),
+            })),
+            status: Status::Loaded,
+            last_error: None,
+            fingerprint: fingerprint(&file_sha256, manifest_text),
+            file_sha256: Some(file_sha256),
+        }
+    }
+
+    /// Whether `other` was built from the same files (so swapping one for
+    /// the other changes nothing worth a reload or an audit entry).
+    pub fn same_files(&self, other: &PolicyEntry) -> bool {
+        self.fingerprint == other.fingerprint && self.status == other.status
     }
 }
 
@@ -139,6 +174,57 @@ impl PolicySet {
         self.entries.iter().filter(|e| e.serving.is_some()).count()
     }
 
+    /// This set with `entry` added, or replacing the policy of the same id.
+    pub fn with(&self, entry: PolicyEntry) -> PolicySet {
+        let mut entries: Vec<Arc<PolicyEntry>> = self
+            .entries
+            .iter()
+            .filter(|e| e.id != entry.id)
+            .cloned()
+            .collect();
+        entries.push(Arc::new(entry));
+        entries.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+        PolicySet { entries }
+    }
+
+    /// This set without the policy `id`.
+    pub fn without(&self, id: &str) -> PolicySet {
+        PolicySet {
+            entries: self
+                .entries
+                .iter()
+                .filter(|e| e.id != id)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// What differs from `previous` to this set, in this set's order, then
+    /// the removed policies: the events a reload reports and audits.
+    pub fn changes_since(&self, previous: &PolicySet) -> Vec<Change> {
+        let mut changes: Vec<Change> = self
+            .entries
+            .iter()
+            .filter(|entry| {
+                previous
+                    .get(&entry.id)
+                    .is_none_or(|before| !before.same_files(entry))
+            })
+            .map(|entry| match entry.status {
+                Status::Loaded => Change::Loaded(Arc::clone(entry)),
+                Status::Failed => Change::Failed(Arc::clone(entry)),
+            })
+            .collect();
+        changes.extend(
+            previous
+                .entries
+                .iter()
+                .filter(|before| self.get(&before.id).is_none())
+                .map(|before| Change::Removed(Arc::clone(before))),
+        );
+        changes
+    }
+
     /// Scans `dir` and builds the next set. Unchanged files reuse `previous`'s
     /// compiled versions; a file that fails keeps `previous`'s serving version.
     /// A missing directory is an empty set.
@@ -149,6 +235,35 @@ impl PolicySet {
             .collect();
         entries.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
         PolicySet { entries }
+    }
+}
+
+/// One difference between two policy sets.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// New files loaded and serve.
+    Loaded(Arc<PolicyEntry>),
+    /// New files failed; the previous version, if any, still serves.
+    Failed(Arc<PolicyEntry>),
+    /// The policy is gone (the entry as it was).
+    Removed(Arc<PolicyEntry>),
+}
+
+impl Change {
+    /// The policy concerned.
+    pub fn entry(&self) -> &Arc<PolicyEntry> {
+        match self {
+            Change::Loaded(entry) | Change::Failed(entry) | Change::Removed(entry) => entry,
+        }
+    }
+
+    /// `loaded`, `failed` or `removed`, as the reload metric labels it.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Change::Loaded(_) => "loaded",
+            Change::Failed(_) => "failed",
+            Change::Removed(_) => "removed",
+        }
     }
 }
 
@@ -167,9 +282,9 @@ struct Found {
 }
 
 fn load_one(runtime: &PolicyRuntime, found: Found, previous: &PolicySet) -> PolicyEntry {
-    let id = format!("{}/{}", found.scope.as_str(), found.name);
+    let id = policy_id(&found.scope, &found.name);
     let before = previous.get(&id);
-    let failed = |fingerprint: String, error: String| {
+    let failed = |file_sha256: Option<String>, fingerprint: String, error: String| {
         tracing::warn!(policy = %id, %error, "policy failed to load; the previous version keeps serving");
         PolicyEntry {
             id: id.clone(),
@@ -178,19 +293,27 @@ fn load_one(runtime: &PolicyRuntime, found: Found, previous: &PolicySet) -> Poli
             serving: before.and_then(|b| b.serving.clone()),
             status: Status::Failed,
             last_error: Some(error),
+            file_sha256,
             fingerprint,
         }
     };
 
     let wasm = match fs::read(&found.wasm) {
         Ok(bytes) => bytes,
-        Err(error) => return failed(String::new(), format!("cannot read the module: {error}")),
+        Err(error) => {
+            return failed(
+                None,
+                String::new(),
+                format!("cannot read the module: {error}"),
+            );
+        }
     };
+    let wasm_sha256 = hex::encode(Sha256::digest(&wasm));
     let manifest_text = match read_manifest(&found.manifest) {
         Ok(text) => text,
-        Err(error) => return failed(String::new(), error),
+        Err(error) => return failed(Some(wasm_sha256), String::new(), error),
     };
-    let fingerprint = fingerprint(&wasm, manifest_text.as_deref());
+    let fingerprint = fingerprint(&wasm_sha256, manifest_text.as_deref());
     if let Some(before) = before
         && before.fingerprint == fingerprint
     {
@@ -198,27 +321,30 @@ fn load_one(runtime: &PolicyRuntime, found: Found, previous: &PolicySet) -> Poli
     }
     let manifest = match manifest_text.as_deref().map(Manifest::parse).transpose() {
         Ok(manifest) => manifest.unwrap_or_default(),
-        Err(error) => return failed(fingerprint, error.to_string()),
+        Err(error) => return failed(Some(wasm_sha256), fingerprint, error.to_string()),
     };
-    match runtime.load(&wasm) {
-        Ok(compiled) => {
-            tracing::info!(policy = %id, version = compiled.version(), "policy loaded");
-            PolicyEntry {
-                id,
-                name: found.name,
-                scope: found.scope,
-                serving: Some(Arc::new(ServingVersion {
-                    compiled,
-                    manifest,
-                    loaded_at: clock::now_rfc3339(),
-                })),
-                status: Status::Loaded,
-                last_error: None,
-                fingerprint,
-            }
-        }
-        Err(error) => failed(fingerprint, error.to_string()),
-    }
+    // A manifest-only change keeps the compiled component.
+    let reused = before
+        .and_then(|b| b.serving.as_ref())
+        .filter(|serving| serving.compiled.sha256() == wasm_sha256)
+        .map(|serving| serving.compiled.clone());
+    let compiled = match reused.map_or_else(|| runtime.load(&wasm), Ok) {
+        Ok(compiled) => compiled,
+        Err(error) => return failed(Some(wasm_sha256), fingerprint, error.to_string()),
+    };
+    tracing::info!(policy = %id, version = compiled.version(), "policy loaded");
+    PolicyEntry::loaded(
+        found.scope,
+        &found.name,
+        compiled,
+        manifest,
+        manifest_text.as_deref(),
+    )
+}
+
+/// `global/<name>` or `<tenant>/<name>`.
+pub fn policy_id(scope: &Scope, name: &str) -> String {
+    format!("{}/{}", scope.as_str(), name)
 }
 
 fn read_manifest(path: &Path) -> Result<Option<String>, String> {
@@ -233,10 +359,18 @@ fn read_manifest(path: &Path) -> Result<Option<String>, String> {
     }
 }
 
-fn fingerprint(wasm: &[u8], manifest: Option<&str>) -> String {
+fn fingerprint(wasm_sha256: &str, manifest: Option<&str>) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(Sha256::digest(wasm));
-    hasher.update(manifest.unwrap_or("").as_bytes());
+    hasher.update(wasm_sha256.as_bytes());
+    // A missing manifest differs from an empty one: both mean the defaults,
+    // but removing the file is a change worth reloading for.
+    match manifest {
+        Some(text) => {
+            hasher.update(b"+");
+            hasher.update(text.as_bytes());
+        }
+        None => hasher.update(b"-"),
+    }
     hex::encode(hasher.finalize())
 }
 

@@ -12,7 +12,7 @@ use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::{ConfigError, ServeConfig};
 use crate::examples::{self, ExamplesError};
-use crate::policy_set::{PolicySet, Status};
+use crate::reload;
 use crate::runtime::{PolicyRuntime, RuntimeConfig, RuntimeError};
 use crate::store::{Store, StoreError};
 
@@ -62,13 +62,9 @@ pub async fn run(
         .map_err(|error| std::io::Error::other(error.to_string()))??;
     let state = AppState::new(config, Arc::new(runtime), Authenticator::Community, store);
 
-    let loader = state.clone();
-    tokio::spawn(async move {
-        let dir = loader.config.policy_dir.clone();
-        load_policies(&loader, &dir).await;
-        loader.mark_ready();
-        tracing::info!("ready");
-    });
+    // Policies load in the background, then the directory is watched;
+    // `/ready` turns 200 once the first load is published.
+    let watcher = reload::spawn_watcher(state.clone());
 
     // The approval sweeper runs beside the server and stops after it, once
     // in-flight requests are done; its pass in progress finishes first.
@@ -85,6 +81,7 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_sweeper.send(());
+    watcher.stop().await;
     if let Err(error) = sweeper.await {
         tracing::error!(%error, "the approval sweeper failed");
     }
@@ -110,39 +107,4 @@ async fn seed_examples(dir: &Path) -> Result<(), ServerError> {
         );
     }
     Ok(())
-}
-
-/// Loads the policy directory (off the async executor: compiling is CPU
-/// work), logs a summary, and publishes the set.
-pub async fn load_policies(state: &AppState, dir: &Path) {
-    let runtime = Arc::clone(&state.runtime);
-    let previous = state.policies.load_full();
-    let path = dir.to_owned();
-    let loaded =
-        tokio::task::spawn_blocking(move || PolicySet::load(&runtime, &path, &previous)).await;
-    let set = match loaded {
-        Ok(set) => set,
-        Err(error) => {
-            tracing::error!(%error, "loading the policy directory failed; serving no policies");
-            PolicySet::default()
-        }
-    };
-    // `PolicySet::load` logs each policy as it loads or fails; this adds
-    // the summary.
-    let failed = set
-        .entries()
-        .iter()
-        .filter(|entry| entry.status == Status::Failed)
-        .count();
-    tracing::info!(
-        dir = %dir.display(),
-        total = set.entries().len(),
-        loaded = set.entries().len() - failed,
-        failed,
-        "policies loaded"
-    );
-    let loaded = set.entries().len() - failed;
-    state.metrics.policy_reloads("loaded", loaded as u64);
-    state.metrics.policy_reloads("failed", failed as u64);
-    state.publish(set);
 }

@@ -43,6 +43,9 @@ pub struct AppState {
     /// Serialises the gates of one workflow (contract §4.1), so concurrent
     /// first gates of a step run the policies once.
     gate_locks: GateLocks,
+    /// Held by every change of the policy set (rescan, upload, removal),
+    /// so two changes never build on the same snapshot.
+    pub(crate) policy_changes: Arc<AsyncMutex<()>>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             store,
             evaluations: Arc::new(Semaphore::new(cores)),
             gate_locks: GateLocks::default(),
+            policy_changes: Arc::new(AsyncMutex::new(())),
         }
     }
 
