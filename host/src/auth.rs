@@ -176,6 +176,14 @@ impl Access for PolicyRead {
     const ROLES: &'static [Role] = &[Role::Member, Role::Admin];
 }
 
+/// Policy upload and delete: `admin`.
+#[derive(Debug)]
+pub struct PolicyWrite;
+
+impl Access for PolicyWrite {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
 /// Workflow writes: `member`.
 #[derive(Debug)]
 pub struct WorkflowWrite;

@@ -1,21 +1,25 @@
-//! Policy routes, read side (contract §6.3): list, get, and the dry run of
-//! one policy. Global policies and the caller's tenant's are visible; any
-//! other scope answers exactly as a missing policy does.
+//! Policy routes (contract §6.3): list, get, the dry run of one policy,
+//! and an admin's upload and delete in its own tenant. Global policies and
+//! the caller's tenant's are visible; any other scope answers exactly as a
+//! missing policy does. Global policies change only on disk.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody};
 use super::{ApiError, AppState, Routes};
-use crate::auth::{Authorized, Caller, PolicyRead};
+use crate::auth::{Authorized, Caller, PolicyRead, PolicyWrite};
 use crate::gate::{Action, RunError, run_policy};
 use crate::input::DryRunBody;
-use crate::policy_set::{PolicyEntry, PolicySet, Scope, Status};
+use crate::policy_set::{PolicyEntry, PolicySet, Scope, Status, valid_policy_name};
+use crate::reload::{self, ChangeError};
 use crate::runtime::PolicyRequest;
 use crate::verdict::Verdict;
 
@@ -221,6 +225,55 @@ pub async fn evaluate_policy(
     }))
 }
 
+/// DELETE /api/v1/policies/{name}
+#[utoipa::path(delete, path = "/api/v1/policies/{name}", tag = "policies",
+    params(("name" = String, Path, description = "Policy name in the caller's tenant")),
+    responses(
+        (status = 204, description = "Removed: its files are deleted and later gates no longer run it"),
+        (status = 400, description = "Invalid policy name", body = super::openapi::ErrorBody),
+        (status = 403, description = "The caller is not an admin", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such policy in the caller's tenant", body = super::openapi::ErrorBody),
+    ))]
+pub async fn delete_policy(
+    Authorized(caller, _): Authorized<PolicyWrite>,
+    State(state): State<AppState>,
+    PolicyName(name): PolicyName,
+) -> Result<StatusCode, ApiError> {
+    reload::remove(&state, &caller, &name)
+        .await
+        .map_err(|error| change_error("Failed to delete policy", error))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The `{name}` of an upload or delete, checked before the body is read
+/// (contract §1.8: path, then body).
+#[derive(Debug)]
+pub struct PolicyName(pub String);
+
+impl FromRequestParts<AppState> for PolicyName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ApiPath(name) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        if valid_policy_name(&name) {
+            Ok(PolicyName(name))
+        } else {
+            Err(ApiError::BadRequest("invalid policy name".into()))
+        }
+    }
+}
+
+/// The answer to a refused upload or delete.
+fn change_error(operation: &'static str, error: ChangeError) -> ApiError {
+    match error {
+        ChangeError::InvalidName => ApiError::BadRequest("invalid policy name".into()),
+        ChangeError::NotFound => ApiError::NotFound(NOT_FOUND),
+        ChangeError::InvalidTenant(_)
+        | ChangeError::InvalidPolicy(_)
+        | ChangeError::Internal(_) => ApiError::internal(operation, error),
+    }
+}
+
 /// The policy `scope/name` if the caller may see it; anything else is the
 /// same 404, so a foreign policy cannot be told from a missing one.
 fn find<'a>(
@@ -242,4 +295,5 @@ pub fn routes() -> Routes {
         .route::<__path_list_policies, _, _>(list_policies)
         .route::<__path_get_policy, _, _>(get_policy)
         .route::<__path_evaluate_policy, _, _>(evaluate_policy)
+        .route::<__path_delete_policy, _, _>(delete_policy)
 }

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod live;
+
 use std::fs;
 use std::sync::{Arc, LazyLock};
 
