@@ -88,6 +88,20 @@ async fn a_corrupt_file_leaves_the_old_version_deciding_and_says_why() {
         audit[1].record.reason.as_deref(),
         policy["last_error"].as_str()
     );
+
+    // `/metrics` counts the start-up load and the failure.
+    let metrics = String::from_utf8(live.app.get("/metrics").await.body.to_vec()).unwrap();
+    for line in [
+        "wcp_policy_reloads_total{result=\"loaded\"} 1",
+        "wcp_policy_reloads_total{result=\"failed\"} 1",
+        "wcp_policy_reloads_total{result=\"removed\"} 0",
+        "wcp_policies{status=\"failed\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
     live.stop().await;
 }
 
