@@ -26,6 +26,10 @@ pub enum ApiError {
     /// 400 `BAD_REQUEST`.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 `INVALID_POLICY`: an uploaded policy (module or manifest) is
+    /// refused; the message names the problem.
+    #[error("{0}")]
+    InvalidPolicy(String),
     /// 400 with the code an input check chose (`BAD_REQUEST`,
     /// `INVALID_TOOL_CONTEXT`, `INVALID_TRACE_ID`).
     #[error("{}", .0.message)]
@@ -73,6 +77,16 @@ pub enum ApiError {
         /// `changed`, or `gated or run` on the gate.
         what: &'static str,
     },
+    /// 413 `REQUEST_TOO_LARGE` on a policy upload: the module is over
+    /// `limit` bytes; nothing was read past the upload's limit.
+    #[error("module exceeds {limit} bytes; nothing was changed")]
+    ModuleTooLarge {
+        /// The module limit in bytes.
+        limit: usize,
+    },
+    /// 415 `UNSUPPORTED_MEDIA_TYPE`; the message names the accepted types.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     /// 429 with the code of the limit hit, and `Retry-After`.
     #[error("{message}")]
     TooManyRequests {
@@ -107,13 +121,18 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::Input(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidPolicy(_) | ApiError::Input(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } | ApiError::KeyMismatch { .. } => StatusCode::CONFLICT,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::ModuleTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,6 +143,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "BAD_REQUEST",
+            ApiError::InvalidPolicy(_) => "INVALID_POLICY",
             ApiError::Input(error) => error.code,
             ApiError::Unauthorized(_) => "UNAUTHORIZED",
             ApiError::Forbidden(_) => "FORBIDDEN",
@@ -131,7 +151,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::Conflict { code, .. } => code,
             ApiError::KeyMismatch { .. } => "IDEMPOTENCY_KEY_MISMATCH",
-            ApiError::TooLarge { .. } => "REQUEST_TOO_LARGE",
+            ApiError::TooLarge { .. } | ApiError::ModuleTooLarge { .. } => "REQUEST_TOO_LARGE",
+            ApiError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::TooManyRequests { code, .. } => code,
             ApiError::NotReady => "NOT_READY",
             ApiError::Internal { .. } => "INTERNAL_ERROR",
@@ -158,7 +179,7 @@ impl ApiError {
             _ => code.to_ascii_lowercase(),
         };
         let mut body = json!({"error": error, "code": code, "message": self.to_string()});
-        if let ApiError::TooLarge { limit, .. } = self {
+        if let ApiError::TooLarge { limit, .. } | ApiError::ModuleTooLarge { limit } = self {
             body["limit_bytes"] = json!(limit);
         }
         body
@@ -251,6 +272,25 @@ mod tests {
                 json!({"error": "request_too_large", "code": "REQUEST_TOO_LARGE",
                        "message": "request body exceeds 1048576 bytes; nothing was changed",
                        "limit_bytes": 1_048_576}),
+            ),
+            (
+                ApiError::ModuleTooLarge { limit: 16_777_216 },
+                413,
+                json!({"error": "request_too_large", "code": "REQUEST_TOO_LARGE",
+                       "message": "module exceeds 16777216 bytes; nothing was changed",
+                       "limit_bytes": 16_777_216}),
+            ),
+            (
+                ApiError::InvalidPolicy("invalid policy name".into()),
+                400,
+                json!({"error": "invalid_policy", "code": "INVALID_POLICY",
+                       "message": "invalid policy name"}),
+            ),
+            (
+                ApiError::UnsupportedMediaType("Content-Type must be application/wasm"),
+                415,
+                json!({"error": "unsupported_media_type", "code": "UNSUPPORTED_MEDIA_TYPE",
+                       "message": "Content-Type must be application/wasm"}),
             ),
             (
                 ApiError::internal("Failed to evaluate policy", "secret detail"),

@@ -10,6 +10,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -35,26 +36,47 @@ impl FromRequest<AppState> for CappedBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &AppState) -> Result<Self, ApiError> {
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        if declared_length(request.headers()).is_some_and(|length| length > BODY_LIMIT as u64) {
             return Err(too_large());
         }
-        read_capped(request.into_body()).await.map(CappedBody)
+        read_limited(request.into_body(), BODY_LIMIT, too_large)
+            .await
+            .map(CappedBody)
     }
 }
 
-async fn read_capped(body: Body) -> Result<Bytes, ApiError> {
-    match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(ApiError::BadRequest(format!(
-            "Invalid request body: cannot read it: {error}"
-        ))),
+/// The request's `Content-Length`, if it has a readable one.
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+}
+
+/// Reads a whole body of at most `limit` bytes: `too_large()` as soon as
+/// it passes the limit, 400 if it cannot be read.
+pub(super) async fn read_limited(
+    body: Body,
+    limit: usize,
+    too_large: fn() -> ApiError,
+) -> Result<Bytes, ApiError> {
+    Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|error| unreadable(&*error, too_large))
+}
+
+/// The answer to a body that failed while read through a [`Limited`]:
+/// `too_large()` when the limit was passed, else 400.
+pub(super) fn unreadable(
+    error: &(dyn std::error::Error + 'static),
+    too_large: fn() -> ApiError,
+) -> ApiError {
+    if error.is::<LengthLimitError>() {
+        return too_large();
     }
+    ApiError::BadRequest(format!("Invalid request body: cannot read it: {error}"))
 }
 
 /// A JSON body of type `T`, read through [`CappedBody`].

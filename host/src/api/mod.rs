@@ -32,6 +32,7 @@ pub mod policies;
 mod routes;
 mod state;
 mod steps;
+mod upload;
 pub mod workflows;
 
 use axum::Router;
@@ -48,6 +49,7 @@ pub use expiry::sweep_approvals;
 pub use metrics::Metrics;
 pub use routes::Routes;
 pub use state::AppState;
+pub use upload::{MODULE_LIMIT, PolicyUpload, UPLOAD_LIMIT, UploadKind};
 
 /// Every route, with the documented operations it serves.
 pub fn routes(state: &AppState) -> Routes {
