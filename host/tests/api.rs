@@ -588,6 +588,7 @@ async fn openapi_is_3_1_and_matches_the_router() {
         ("POST", "/api/v1/workflows/{id}/steps/{step_id}/approve"),
         ("POST", "/api/v1/workflows/{id}/steps/{step_id}/reject"),
         ("GET", "/api/v1/workflows/approvals/pending"),
+        ("PUT", "/api/v1/policies/{name}"),
         ("DELETE", "/api/v1/policies/{name}"),
     ]
     .iter()

@@ -36,6 +36,7 @@ pub struct ErrorBody {
         policies::list_policies,
         policies::get_policy,
         policies::evaluate_policy,
+        policies::upload_policy,
         policies::delete_policy,
         workflows::create_workflow,
         workflows::list_workflows,

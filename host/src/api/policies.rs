@@ -14,6 +14,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody};
+use super::upload::{PolicyUpload, UploadKind};
 use super::{ApiError, AppState, Routes};
 use crate::auth::{Authorized, Caller, PolicyRead, PolicyWrite};
 use crate::gate::{Action, RunError, run_policy};
@@ -225,6 +226,47 @@ pub async fn evaluate_policy(
     }))
 }
 
+/// PUT /api/v1/policies/{name}
+#[utoipa::path(put, path = "/api/v1/policies/{name}", tag = "policies",
+    params(("name" = String, Path, description = "Policy name in the caller's tenant")),
+    request_body(description = "The module as `application/wasm` (default manifest; an existing one is \
+        removed), or `multipart/form-data` with part `module` and optional part `manifest` (TOML, at most 64 KiB)",
+        content(
+            (Vec<u8> = "application/wasm"),
+            (Object = "multipart/form-data"),
+        )),
+    responses(
+        (status = 201, description = "A new policy, now serving", body = PolicyObject),
+        (status = 200, description = "A replaced policy, now serving its new version", body = PolicyObject),
+        (status = 400, description = "Invalid name, multipart body or manifest, or not a policy this host runs (`INVALID_POLICY`)", body = super::openapi::ErrorBody),
+        (status = 403, description = "The caller is not an admin", body = super::openapi::ErrorBody),
+        (status = 413, description = "Module over 16777216 bytes", body = super::openapi::ErrorBody),
+        (status = 415, description = "Neither application/wasm nor multipart/form-data", body = super::openapi::ErrorBody),
+    ))]
+pub async fn upload_policy(
+    Authorized(caller, _): Authorized<PolicyWrite>,
+    State(state): State<AppState>,
+    PolicyName(name): PolicyName,
+    upload: PolicyUpload,
+) -> Result<(StatusCode, Json<PolicyObject>), ApiError> {
+    // A raw module means the defaults: any manifest on disk goes.
+    let manifest = match upload.kind {
+        UploadKind::Raw => None,
+        UploadKind::Multipart => upload.manifest,
+    };
+    let installed = reload::install(&state, &caller, &name, upload.module, manifest)
+        .await
+        .map_err(|error| change_error("Failed to upload policy", error))?;
+    let mut object = PolicyObject::from_entry(&installed.entry);
+    object.settings = Some(installed.entry.manifest().settings.clone());
+    let status = if installed.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(object)))
+}
+
 /// DELETE /api/v1/policies/{name}
 #[utoipa::path(delete, path = "/api/v1/policies/{name}", tag = "policies",
     params(("name" = String, Path, description = "Policy name in the caller's tenant")),
@@ -268,9 +310,10 @@ fn change_error(operation: &'static str, error: ChangeError) -> ApiError {
     match error {
         ChangeError::InvalidName => ApiError::BadRequest("invalid policy name".into()),
         ChangeError::NotFound => ApiError::NotFound(NOT_FOUND),
-        ChangeError::InvalidTenant(_)
-        | ChangeError::InvalidPolicy(_)
-        | ChangeError::Internal(_) => ApiError::internal(operation, error),
+        ChangeError::InvalidPolicy(problem) => ApiError::InvalidPolicy(problem),
+        ChangeError::InvalidTenant(_) | ChangeError::Internal(_) => {
+            ApiError::internal(operation, error)
+        }
     }
 }
 
@@ -295,5 +338,6 @@ pub fn routes() -> Routes {
         .route::<__path_list_policies, _, _>(list_policies)
         .route::<__path_get_policy, _, _>(get_policy)
         .route::<__path_evaluate_policy, _, _>(evaluate_policy)
+        .route::<__path_upload_policy, _, _>(upload_policy)
         .route::<__path_delete_policy, _, _>(delete_policy)
 }

@@ -113,9 +113,20 @@ impl App {
         auth: Option<&str>,
         body: Vec<u8>,
     ) -> Answer {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        self.send_with(method, uri, &headers, body).await
+    }
+
+    pub async fn send_with(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Body::from(body)).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
