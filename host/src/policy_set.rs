@@ -12,7 +12,7 @@
 //! compiled version, and a policy that fails to load keeps serving its
 //! previous version, marked `failed` with the reason.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -137,6 +137,8 @@ impl PolicyEntry {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     entries: Vec<Arc<PolicyEntry>>,
+    /// Paths the last scan ignored, so each is logged once.
+    ignored: BTreeMap<PathBuf, &'static str>,
 }
 
 impl PolicySet {
@@ -184,7 +186,10 @@ impl PolicySet {
             .collect();
         entries.push(Arc::new(entry));
         entries.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-        PolicySet { entries }
+        PolicySet {
+            entries,
+            ignored: self.ignored.clone(),
+        }
     }
 
     /// This set without the policy `id`.
@@ -196,6 +201,7 @@ impl PolicySet {
                 .filter(|e| e.id != id)
                 .cloned()
                 .collect(),
+            ignored: self.ignored.clone(),
         }
     }
 
@@ -228,13 +234,34 @@ impl PolicySet {
     /// Scans `dir` and builds the next set. Unchanged files reuse `previous`'s
     /// compiled versions; a file that fails keeps `previous`'s serving version.
     /// A missing directory is an empty set.
+    ///
+    /// Files that are not policies are logged once, when first seen, not
+    /// on every rescan. A directory that exists but cannot be listed keeps
+    /// its policies as they were: an I/O error never unloads a policy.
     pub fn load(runtime: &PolicyRuntime, dir: &Path, previous: &PolicySet) -> PolicySet {
-        let mut entries: Vec<Arc<PolicyEntry>> = scan(dir)
+        let scan = scan(dir);
+        for (path, why) in &scan.ignored {
+            if !previous.ignored.contains_key(path) {
+                tracing::warn!(path = %path.display(), "ignoring {why} in the policy directory");
+            }
+        }
+        let mut entries: Vec<Arc<PolicyEntry>> = scan
+            .found
             .into_iter()
             .map(|found| Arc::new(load_one(runtime, found, previous)))
             .collect();
+        entries.extend(
+            previous
+                .entries
+                .iter()
+                .filter(|entry| scan.unreadable.iter().any(|u| u.covers(&entry.scope)))
+                .cloned(),
+        );
         entries.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-        PolicySet { entries }
+        PolicySet {
+            entries,
+            ignored: scan.ignored,
+        }
     }
 }
 
@@ -397,71 +424,136 @@ pub fn valid_tenant_id(tenant: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Every policy file under `dir`, ignoring (and logging) anything else.
-fn scan(dir: &Path) -> Vec<Found> {
-    let mut found = policies_in(&dir.join("global"), &Scope::Global);
-    let tenants = dir.join("tenants");
-    for (path, name) in regular_entries(&tenants, true) {
-        if valid_tenant_id(&name) {
-            found.extend(policies_in(&path, &Scope::Tenant(name)));
-        } else {
-            tracing::warn!(path = %path.display(), "ignoring a tenant directory whose name is not a valid tenant id");
-        }
-    }
-    found
+/// What a scan of the policy directory found.
+#[derive(Debug, Default)]
+struct Scan {
+    /// The policies.
+    found: Vec<Found>,
+    /// Files and directories that are not policies, with why.
+    ignored: BTreeMap<PathBuf, &'static str>,
+    /// Scopes whose directory exists but could not be listed: their
+    /// policies keep serving as they were, never silently unloaded.
+    unreadable: Vec<Unreadable>,
 }
 
-fn policies_in(dir: &Path, scope: &Scope) -> Vec<Found> {
-    let files: HashMap<String, PathBuf> = regular_entries(dir, false)
-        .into_iter()
-        .map(|(p, n)| (n, p))
-        .collect();
-    let mut found = Vec::new();
-    for (file, path) in &files {
-        let (stem, extension) = match file.rsplit_once('.') {
-            Some(parts) => parts,
-            None => {
-                tracing::warn!(path = %path.display(), "ignoring a file that is not a policy");
-                continue;
+/// A directory that could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unreadable {
+    /// `global/`.
+    Global,
+    /// `tenants/` itself: every tenant.
+    Tenants,
+    /// `tenants/<tenant>/`.
+    Tenant(String),
+}
+
+impl Unreadable {
+    fn covers(&self, scope: &Scope) -> bool {
+        match (self, scope) {
+            (Unreadable::Global, Scope::Global) => true,
+            (Unreadable::Tenants, Scope::Tenant(_)) => true,
+            (Unreadable::Tenant(name), Scope::Tenant(tenant)) => name == tenant,
+            _ => false,
+        }
+    }
+}
+
+/// Every policy file under `dir`; anything else is noted as ignored.
+fn scan(dir: &Path) -> Scan {
+    let mut scan = Scan::default();
+    policies_in(&dir.join("global"), &Scope::Global, &mut scan);
+    let tenants = dir.join("tenants");
+    match regular_entries(&tenants, true, &mut scan.ignored) {
+        Ok(entries) => {
+            for (path, name) in entries {
+                if valid_tenant_id(&name) {
+                    policies_in(&path, &Scope::Tenant(name), &mut scan);
+                } else {
+                    scan.ignored.insert(
+                        path,
+                        "a tenant directory whose name is not a valid tenant id",
+                    );
+                }
             }
+        }
+        Err(()) => scan.unreadable.push(Unreadable::Tenants),
+    }
+    scan
+}
+
+fn policies_in(dir: &Path, scope: &Scope, scan: &mut Scan) {
+    let Ok(entries) = regular_entries(dir, false, &mut scan.ignored) else {
+        scan.unreadable.push(match scope {
+            Scope::Global => Unreadable::Global,
+            Scope::Tenant(tenant) => Unreadable::Tenant(tenant.clone()),
+        });
+        return;
+    };
+    let files: HashMap<String, PathBuf> = entries.into_iter().map(|(p, n)| (n, p)).collect();
+    for (file, path) in &files {
+        let Some((stem, extension)) = file.rsplit_once('.') else {
+            scan.ignored
+                .insert(path.clone(), "a file that is not a policy");
+            continue;
         };
         match extension {
-            "wasm" if valid_policy_name(stem) => found.push(Found {
+            "wasm" if valid_policy_name(stem) => scan.found.push(Found {
                 scope: scope.clone(),
                 name: stem.to_owned(),
                 wasm: path.clone(),
                 manifest: dir.join(format!("{stem}.toml")),
             }),
             "toml" if files.contains_key(&format!("{stem}.wasm")) => {}
-            "toml" => tracing::warn!(path = %path.display(), "ignoring a manifest without a .wasm"),
-            _ => tracing::warn!(
-                path = %path.display(),
-                "ignoring a file that is not a policy (names are [a-z0-9][a-z0-9_-]*, up to 64 characters)"
-            ),
+            "toml" => {
+                scan.ignored
+                    .insert(path.clone(), "a manifest without a .wasm");
+            }
+            _ => {
+                scan.ignored.insert(
+                    path.clone(),
+                    "a file that is not a policy (names are [a-z0-9][a-z0-9_-]*, up to 64 characters)",
+                );
+            }
         }
     }
-    found
 }
 
 /// Entries of `dir` that are regular files (or directories when `dirs`),
-/// never symlinks, with their UTF-8 names. A missing directory has none.
-fn regular_entries(dir: &Path, dirs: bool) -> Vec<(PathBuf, String)> {
-    let Ok(read) = fs::read_dir(dir) else {
-        return Vec::new();
+/// with their UTF-8 names; symlinks are noted in `ignored`. A missing
+/// directory has none; one that exists but cannot be listed is an error.
+fn regular_entries(
+    dir: &Path,
+    dirs: bool,
+    ignored: &mut BTreeMap<PathBuf, &'static str>,
+) -> Result<Vec<(PathBuf, String)>, ()> {
+    let read = match fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            tracing::error!(dir = %dir.display(), %error, "cannot list a policy directory; its policies keep serving as they were");
+            return Err(());
+        }
     };
-    read.filter_map(Result::ok)
-        .filter_map(|entry| {
-            let kind = entry.file_type().ok()?;
-            let path = entry.path();
-            if kind.is_symlink() {
-                tracing::warn!(path = %path.display(), "ignoring a symlink in the policy directory");
-                return None;
-            }
-            let wanted = if dirs { kind.is_dir() } else { kind.is_file() };
-            let name = entry.file_name().into_string().ok()?;
-            (wanted && !name.starts_with('.')).then_some((path, name))
-        })
-        .collect()
+    let mut entries = Vec::new();
+    for entry in read.filter_map(Result::ok) {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if kind.is_symlink() {
+            ignored.insert(path, "a symlink");
+            continue;
+        }
+        let wanted = if dirs { kind.is_dir() } else { kind.is_file() };
+        let Ok(name) = entry.file_name().into_string() else {
+            ignored.insert(path, "a name that is not UTF-8");
+            continue;
+        };
+        if wanted && !name.starts_with('.') {
+            entries.push((path, name));
+        }
+    }
+    Ok(entries)
 }
 
 #[cfg(test)]

@@ -279,6 +279,34 @@ async fn a_policy_directory_created_after_start_is_found_by_the_rescan() {
     live.stop().await;
 }
 
+#[tokio::test]
+async fn a_policy_directory_that_cannot_be_listed_keeps_its_policies() {
+    let live = Live::start(|dir| lay_out(dir, &[("p.wasm", wasm::TOOL_APPROVAL)])).await;
+    // `global` turns into something that cannot be listed (here a file:
+    // listing it fails with "not a directory", as an I/O error would).
+    let global = live.policies.path().join("global");
+    fs::rename(&global, live.policies.path().join("moved")).unwrap();
+    fs::write(&global, b"not a directory").unwrap();
+    // A tenant policy arriving proves the watcher has rescanned since.
+    let tenant = live.policies.path().join("tenants/community");
+    fs::create_dir_all(&tenant).unwrap();
+    install(wasm::ALLOW_ALL, &tenant.join("t.wasm"));
+    eventually("the tenant policy", || async {
+        let answer = live.app.get("/api/v1/policies/community/t").await;
+        (answer.status == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    let policy = live.policy("p").await.unwrap();
+    assert_eq!(policy["version"], version_of(wasm::TOOL_APPROVAL).as_str());
+    assert_eq!(
+        live.gate(send_email()).await["decision"],
+        "require_approval"
+    );
+    assert_eq!(kinds(&live.audit("global")), ["policy_loaded"]);
+    live.stop().await;
+}
+
 /// The load test of issue 4: gates run without pause while a policy is
 /// replaced 100 times, alternating between a version that allows and one
 /// that holds for approval, by rename and by in-place rewrite. No request
