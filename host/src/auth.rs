@@ -21,7 +21,8 @@ pub const COMMUNITY: &str = "community";
 pub const DEFAULT_ORG: &str = "default";
 
 /// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Workflow writes and reads, policy reads.
     Member,
