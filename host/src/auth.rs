@@ -54,6 +54,9 @@ pub struct Caller {
     pub actor: String,
     /// Roles granted.
     pub roles: Vec<Role>,
+    /// The most workflows the caller's tenant may have in progress when
+    /// this caller creates or revives one, if its credentials set one.
+    pub workflow_limit: Option<u64>,
 }
 
 impl Caller {
@@ -72,17 +75,8 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
-    /// The most workflows `tenant` may have in progress, if its
-    /// credentials set one. Community mode has none: the server's
-    /// `--max-concurrent-workflows` applies.
-    pub fn workflow_limit(&self, _tenant: &str) -> Option<u64> {
-        match self {
-            Authenticator::Community => None,
-        }
-    }
-
     /// Identifies the caller from the request headers.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         match self {
             Authenticator::Community => community(headers),
         }
@@ -102,6 +96,7 @@ fn community(headers: &HeaderMap) -> Result<Caller, ApiError> {
         tenant,
         org: DEFAULT_ORG.to_owned(),
         roles: vec![Role::Member, Role::Approver, Role::Admin],
+        workflow_limit: None,
     })
 }
 
@@ -159,7 +154,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.auth.authenticate(&parts.headers)
+        state.auth.authenticate(&parts.headers).await
     }
 }
 
@@ -301,7 +296,7 @@ mod tests {
             ("not base64", Some("Basic !!!"), None),
         ];
         for (name, header, tenant) in cases {
-            let result = Authenticator::Community.authenticate(&headers(header));
+            let result = community(&headers(header));
             match tenant {
                 Some(tenant) => {
                     let caller = result.expect(name);

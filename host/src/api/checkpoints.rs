@@ -134,7 +134,7 @@ async fn resume_from(
     target: Target,
 ) -> Result<Json<ResumeAnswer>, ApiError> {
     let call = ResumeCall {
-        limit: state.workflow_limit(&caller.tenant),
+        limit: state.workflow_limit(&caller),
         tenant: caller.tenant,
         org: caller.org,
         actor: caller.actor,

@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
 use super::{ApiError, Metrics};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Caller};
 use crate::config::ServeConfig;
 use crate::gate::{Combined, combine, evaluate_policies};
 use crate::input::PolicyInput;
@@ -93,11 +93,12 @@ impl AppState {
         lock.lock_owned().await
     }
 
-    /// The most workflows `tenant` may have in progress (contract §2.1):
-    /// its credentials' limit, else `--max-concurrent-workflows`, else none.
-    pub fn workflow_limit(&self, tenant: &str) -> Option<u64> {
-        self.auth
-            .workflow_limit(tenant)
+    /// The most workflows `caller`'s tenant may have in progress when it
+    /// creates or revives one (contract §2.1): its credentials' limit, else
+    /// `--max-concurrent-workflows`, else none.
+    pub fn workflow_limit(&self, caller: &Caller) -> Option<u64> {
+        caller
+            .workflow_limit
             .or(self.config.max_concurrent_workflows.map(u64::from))
     }
 

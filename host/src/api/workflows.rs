@@ -120,7 +120,7 @@ pub async fn create_workflow(
         details,
     };
     let stored = row.clone();
-    let limit = state.workflow_limit(&caller.tenant);
+    let limit = state.workflow_limit(&caller);
     state
         .store
         .submit_async(move |tx| -> Result<(), FlowError> {
