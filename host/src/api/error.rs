@@ -238,6 +238,13 @@ impl IntoResponse for ApiError {
         if let Some(value) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        if let ApiError::Unauthorized(_) = &self {
+            // A 401 names the scheme to answer it with (RFC 9110 §11.6.1).
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"wcp\""),
+            );
+        }
         response
     }
 }

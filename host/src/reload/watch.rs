@@ -26,7 +26,8 @@ use crate::api::AppState;
 /// How long the files must be quiet before a burst of events is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
-type DirWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+/// A running directory watch; dropping it stops watching.
+pub type DirWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
 
 /// The running watcher: stop it with [`WatcherHandle::stop`].
 #[derive(Debug)]
@@ -136,6 +137,51 @@ fn start_watching(dir: &Path, wake: &Arc<Notify>, first: bool) -> Option<DirWatc
         }
         Err(error) => {
             unwatched(&error);
+            None
+        }
+    }
+}
+
+/// Watches the single file `path` through its directory (so an editor's
+/// or a deploy tool's rename into place is seen too), calling `changed`
+/// after each debounced batch of events that touches it. `None` when the
+/// directory cannot be watched; the caller should poll instead.
+pub fn watch_file(path: &Path, changed: impl Fn() + Send + 'static) -> Option<DirWatcher> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name()?.to_owned();
+    let handler = move |result: DebounceEventResult| match result {
+        Ok(events) => {
+            let touched = events.iter().any(|event| {
+                !matches!(event.event.kind, EventKind::Access(_))
+                    && (event.event.paths.is_empty()
+                        || event
+                            .event
+                            .paths
+                            .iter()
+                            .any(|p| p.file_name() == Some(name.as_os_str())))
+            });
+            if touched {
+                changed();
+            }
+        }
+        Err(errors) => {
+            for error in errors {
+                tracing::warn!(%error, "watch error; re-reading");
+            }
+            changed();
+        }
+    };
+    let watched = new_debouncer(DEBOUNCE, None, handler).and_then(|mut debouncer| {
+        debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+        Ok(debouncer)
+    });
+    match watched {
+        Ok(debouncer) => Some(debouncer),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot watch the file; re-reading it periodically");
             None
         }
     }
