@@ -17,7 +17,9 @@
 //! a `secret_hash` (it might be a secret pasted in clear) nor a source line.
 //!
 //! - [`secret`]: hashing secrets and verifying them, with a short-lived cache.
+//! - [`limiter`]: refusing a client id after repeated failures.
 
+pub mod limiter;
 pub mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +33,7 @@ use serde::Deserialize;
 use crate::auth::Role;
 use crate::policy_set::{valid_identifier, valid_tenant_id};
 
+pub use limiter::FailureLimiter;
 pub use secret::{SecretError, Verifier, hash_secret};
 
 /// Largest tenants file read.
