@@ -26,6 +26,8 @@
 //! - [`api`]: the HTTP edge: router, middleware, extractors, errors, ops, policy,
 //!   workflow and step routes.
 //! - [`auth`]: who is calling: the community-mode authenticator, callers and roles.
+//! - [`tenants`]: tenants mode: the tenants file of clients, hashing and
+//!   verifying their secrets, refusing repeated failures.
 //! - [`clock`]: the API's timestamp format.
 //! - [`cli`]: the `wcp` command line.
 
@@ -45,6 +47,7 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod tenants;
 pub mod verdict;
 
 pub use server::run;

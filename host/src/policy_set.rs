@@ -414,10 +414,15 @@ pub fn valid_policy_name(name: &str) -> bool {
 
 /// Tenant ids: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, never `global`.
 pub fn valid_tenant_id(tenant: &str) -> bool {
-    let bytes = tenant.as_bytes();
-    tenant != "global"
-        && !bytes.is_empty()
-        && bytes.len() <= 64
+    tenant != "global" && valid_identifier(tenant, 64)
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]*$`, at most `max_len` bytes: tenant ids and
+/// orgs.
+pub fn valid_identifier(text: &str, max_len: usize) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= max_len
         && bytes[0].is_ascii_alphanumeric()
         && bytes
             .iter()

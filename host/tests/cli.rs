@@ -1,11 +1,12 @@
-//! `wcp policy …` as a user runs it: real binary, real components, exit codes
-//! and one-line errors.
+//! `wcp policy …` and `wcp tenants …` as a user runs them: real binary, real
+//! components, exit codes and one-line errors.
 
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 use wcp_test_artifacts as wasm;
@@ -365,4 +366,95 @@ fn a_manifest_sets_on_error_and_an_invalid_one_is_a_usage_error() {
         "{err}"
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// `wcp tenants hash-secret` with `input` on stdin.
+fn hash_secret(input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wcp"))
+        .args(["tenants", "hash-secret"])
+        .env("WCP_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn hash_secret_prints_an_argon2id_hash_that_a_tenants_file_accepts() {
+    use argon2::{Argon2, PasswordHash, PasswordVerifier};
+
+    let output = hash_secret(b"s3cret\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    let out = stdout(&output);
+    let phc = out.strip_suffix('\n').unwrap();
+    assert!(!phc.contains('\n'), "{out}");
+    let parsed = PasswordHash::new(phc).unwrap();
+    assert_eq!(parsed.algorithm.as_str(), "argon2id");
+    // The trailing newline is not part of the secret.
+    assert!(
+        Argon2::default()
+            .verify_password(b"s3cret", &parsed)
+            .is_ok()
+    );
+    assert!(
+        Argon2::default()
+            .verify_password(b"s3cret\n", &parsed)
+            .is_err()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenants.toml");
+    let client = |id: &str, tenant: &str| {
+        format!(
+            "[[clients]]\nclient_id = \"{id}\"\nsecret_hash = \"{phc}\"\ntenant = \"{tenant}\"\norg = \"o\"\nroles = [\"member\"]\n"
+        )
+    };
+    fs::write(&file, client("a", "zeta") + &client("b", "acme")).unwrap();
+    let path = file.to_str().unwrap();
+    let output = wcp(&["tenants", "check", path]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!("ok: {path}: 2 clients (tenants: acme, zeta)\n")
+    );
+}
+
+#[test]
+fn tenants_mistakes_exit_2_with_one_line() {
+    let output = hash_secret(b"\n");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout(&output), "");
+    let err = stderr(&output);
+    assert!(err.starts_with("error: empty secret"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenants.toml");
+    fs::write(
+        &file,
+        "[[clients]]\nclient_id = \"a\"\nsecret_hash = \"hunter2\"\ntenant = \"t\"\norg = \"o\"\nroles = [\"member\"]\n",
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.toml");
+    for (name, path, needle) in [
+        (
+            "plain secret",
+            &file,
+            "clients[0] (a): secret_hash: not a PHC string",
+        ),
+        ("missing file", &missing, "cannot read tenants file"),
+    ] {
+        let output = wcp(&["tenants", "check", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2), "{name}");
+        let err = stderr(&output);
+        assert!(err.starts_with("error: "), "{name}: {err}");
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(err.contains(path.to_str().unwrap()), "{name}: {err}");
+        assert!(!err.contains("hunter2"), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+    }
 }

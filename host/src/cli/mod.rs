@@ -7,6 +7,7 @@
 mod audit;
 mod policy;
 mod serve;
+mod tenants;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ enum Command {
     /// Verify the audit log's hash chains, offline.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Hash client secrets and check tenants files, for tenants mode.
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
 }
 
 /// A failure the user can fix, printed as `error: <message>`, exit code 2.
@@ -64,6 +68,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Audit(command) => {
             init_logging();
             audit::run(command)
+        }
+        Command::Tenants(command) => {
+            init_logging();
+            tenants::run(command)
         }
     };
     match result {
