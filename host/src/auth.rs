@@ -6,6 +6,7 @@
 //! mode slots in as a new variant without touching them.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -14,6 +15,7 @@ use axum::http::request::Parts;
 
 use crate::api::{ApiError, AppState};
 use crate::policy_set::valid_tenant_id;
+use crate::tenants::TenantsAuth;
 
 /// Tenant and actor of a community-mode caller without credentials.
 pub const COMMUNITY: &str = "community";
@@ -72,6 +74,8 @@ pub enum Authenticator {
     /// No credentials needed: the Basic username, if any, is the tenant.
     #[default]
     Community,
+    /// Basic credentials of a client in the tenants file (`--tenants`).
+    Tenants(Arc<TenantsAuth>),
 }
 
 impl Authenticator {
@@ -79,6 +83,7 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         match self {
             Authenticator::Community => community(headers),
+            Authenticator::Tenants(tenants) => tenants.authenticate(headers).await,
         }
     }
 }
@@ -103,7 +108,7 @@ fn community(headers: &HeaderMap) -> Result<Caller, ApiError> {
 /// `None`: no Basic credentials sent. `Some(None)`: Basic credentials that
 /// cannot be read. `Some(Some((user, password)))` otherwise.
 #[allow(clippy::type_complexity)]
-fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

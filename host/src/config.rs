@@ -88,17 +88,6 @@ impl ServeConfig {
     pub fn sweep_interval(&self) -> Duration {
         self.approval_sweep.min(self.approval_ttl).max(MIN_SWEEP)
     }
-
-    /// Refuses settings this build cannot honour yet.
-    pub fn check_supported(&self) -> Result<(), ConfigError> {
-        if self.tenants.is_some() {
-            return Err(ConfigError(
-                "tenants mode (--tenants) is not available yet; start without it for community mode"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// A setting that cannot be used; the message names it and its source.
@@ -648,14 +637,18 @@ mod tests {
     }
 
     #[test]
-    fn tenants_mode_is_refused_for_now() {
+    fn the_tenants_file_comes_from_the_flag_env_or_config_file() {
         let args = ServeArgs {
             tenants: Some("tenants.toml".into()),
             ..Default::default()
         };
         let config = resolve(args, &[]).expect("accepted and stored");
         assert_eq!(config.tenants, Some(PathBuf::from("tenants.toml")));
-        let message = config.check_supported().expect_err("refused").to_string();
-        assert!(message.contains("tenants mode"), "{message}");
+        assert_eq!(
+            resolve(ServeArgs::default(), &[])
+                .expect("defaults")
+                .tenants,
+            None
+        );
     }
 }

@@ -10,24 +10,25 @@ use tokio::sync::oneshot;
 
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
-use crate::config::{ConfigError, ServeConfig};
+use crate::config::ServeConfig;
 use crate::examples::{self, ExamplesError};
 use crate::reload;
 use crate::runtime::{PolicyRuntime, RuntimeConfig, RuntimeError};
 use crate::store::{Store, StoreError};
+use crate::tenants::{TenantsAuth, TenantsError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// A setting this build cannot honour.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     /// The policy runtime did not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The tenants file could not be loaded.
+    #[error(transparent)]
+    Tenants(#[from] TenantsError),
     /// The example policies could not be laid out in the default policy directory.
     #[error("cannot lay out the example policies: {0}")]
     Examples(#[from] ExamplesError),
@@ -45,7 +46,6 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    config.check_supported()?;
     if config.seed_examples {
         seed_examples(&config.policy_dir).await?;
     }
@@ -60,7 +60,21 @@ pub async fn run(
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
         .map_err(|error| std::io::Error::other(error.to_string()))??;
-    let state = AppState::new(config, Arc::new(runtime), Authenticator::Community, store);
+    let auth = authenticator(&config).await?;
+    let tenants_reloader = match &auth {
+        Authenticator::Tenants(tenants) => {
+            let tenants = Arc::clone(tenants);
+            Some(reload::spawn_file_reloader(
+                tenants.path().to_owned(),
+                config.policy_rescan,
+                move || {
+                    tenants.reload();
+                },
+            ))
+        }
+        Authenticator::Community => None,
+    };
+    let state = AppState::new(config, Arc::new(runtime), auth, store);
 
     // Policies load in the background, then the directory is watched;
     // `/ready` turns 200 once the first load is published.
@@ -82,12 +96,37 @@ pub async fn run(
         .await;
     let _ = stop_sweeper.send(());
     watcher.stop().await;
+    if let Some(reloader) = tenants_reloader {
+        reloader.stop().await;
+    }
     if let Err(error) = sweeper.await {
         tracing::error!(%error, "the approval sweeper failed");
     }
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Community mode, or tenants mode from the `--tenants` file: a file that
+/// does not load stops the server before it listens.
+async fn authenticator(config: &ServeConfig) -> Result<Authenticator, ServerError> {
+    let Some(path) = config.tenants.clone() else {
+        tracing::info!(
+            "community mode: no credentials needed (start with --tenants FILE for tenants mode)"
+        );
+        return Ok(Authenticator::Community);
+    };
+    let tenants = tokio::task::spawn_blocking(move || TenantsAuth::open(&path))
+        .await
+        .map_err(|error| std::io::Error::other(error.to_string()))??;
+    let clients = tenants.clients();
+    tracing::info!(
+        path = %tenants.path().display(),
+        clients = clients.len(),
+        tenants = clients.tenants().into_iter().collect::<Vec<_>>().join(", "),
+        "tenants mode"
+    );
+    Ok(Authenticator::Tenants(Arc::new(tenants)))
 }
 
 /// Lays the example policies out in the default policy directory if it does

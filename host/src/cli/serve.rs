@@ -14,9 +14,6 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     let config = args
         .resolve_from_env()
         .map_err(|e| CliError::new(e.to_string()))?;
-    config
-        .check_supported()
-        .map_err(|e| CliError::new(e.to_string()))?;
 
     // The server's log (level, format) is the process-wide subscriber; the
     // one-shot commands install their own terse one instead.

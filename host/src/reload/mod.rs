@@ -30,7 +30,7 @@ use crate::policy_set::{
 };
 use crate::store::StoreWrite;
 
-pub use watch::{WatcherHandle, spawn_watcher};
+pub use watch::{WatcherHandle, spawn_file_reloader, spawn_watcher};
 
 /// Where a change came from, as the audit's `source` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -142,6 +142,41 @@ fn start_watching(dir: &Path, wake: &Arc<Notify>, first: bool) -> Option<DirWatc
     }
 }
 
+/// Keeps a single file's contents current: calls `reload` (off the async
+/// executor) after each change to `path` and every `period`, until
+/// stopped. `reload` does its own logging and decides what a change is.
+pub fn spawn_file_reloader(
+    path: PathBuf,
+    period: Duration,
+    reload: impl Fn() + Send + Sync + 'static,
+) -> WatcherHandle {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let reload = Arc::new(reload);
+    let task = tokio::spawn(async move {
+        let wake = Arc::new(Notify::new());
+        let notify = Arc::clone(&wake);
+        let mut watcher = watch_file(&path, move || notify.notify_one());
+        let period = period.max(Duration::from_millis(10));
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = wake.notified() => {}
+                _ = poll.tick() => {}
+            }
+            let reload = Arc::clone(&reload);
+            if let Err(error) = tokio::task::spawn_blocking(move || reload()).await {
+                tracing::error!(path = %path.display(), %error, "re-reading the file failed");
+            }
+        }
+        if let Some(watcher) = watcher.take() {
+            watcher.stop_nonblocking();
+        }
+    });
+    WatcherHandle { stop, task }
+}
+
 /// Watches the single file `path` through its directory (so an editor's
 /// or a deploy tool's rename into place is seen too), calling `changed`
 /// after each debounced batch of events that touches it. `None` when the

@@ -19,6 +19,7 @@
 //! - [`secret`]: hashing secrets and verifying them, with a short-lived cache.
 //! - [`limiter`]: refusing a client id after repeated failures.
 
+pub mod authenticator;
 pub mod limiter;
 pub mod secret;
 
@@ -33,6 +34,7 @@ use serde::Deserialize;
 use crate::auth::Role;
 use crate::policy_set::{valid_identifier, valid_tenant_id};
 
+pub use authenticator::TenantsAuth;
 pub use limiter::FailureLimiter;
 pub use secret::{SecretError, Verifier, hash_secret};
 
@@ -192,6 +194,12 @@ impl TenantsFile {
 
     /// Reads (refusing files over 1 MiB) and parses; the error names the path.
     pub fn load(path: &Path) -> Result<TenantsFile, TenantsError> {
+        TenantsFile::parse_from(path, &TenantsFile::read_text(path)?)
+    }
+
+    /// The text of the tenants file at `path`, refusing files over
+    /// [`MAX_TENANTS_FILE_BYTES`] and text that is not UTF-8.
+    pub fn read_text(path: &Path) -> Result<String, TenantsError> {
         let read_error = |message: String| TenantsError::Read {
             path: path.to_owned(),
             message,
@@ -206,8 +214,12 @@ impl TenantsFile {
                 "larger than {MAX_TENANTS_FILE_BYTES} bytes"
             )));
         }
-        let text = String::from_utf8(bytes).map_err(|_| read_error("not UTF-8".to_owned()))?;
-        TenantsFile::parse(&text).map_err(|error| match error {
+        String::from_utf8(bytes).map_err(|_| read_error("not UTF-8".to_owned()))
+    }
+
+    /// Parses `text`, read from `path`, naming the path in errors.
+    pub fn parse_from(path: &Path, text: &str) -> Result<TenantsFile, TenantsError> {
+        TenantsFile::parse(text).map_err(|error| match error {
             TenantsError::Invalid { message, .. } => TenantsError::Invalid {
                 path: Some(path.to_owned()),
                 message,
