@@ -46,6 +46,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // A tenants file that does not load stops the start before anything
+    // is written.
+    let auth = authenticator(&config).await?;
     if config.seed_examples {
         seed_examples(&config.policy_dir).await?;
     }
@@ -60,7 +63,6 @@ pub async fn run(
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
         .map_err(|error| std::io::Error::other(error.to_string()))??;
-    let auth = authenticator(&config).await?;
     let tenants_reloader = match &auth {
         Authenticator::Tenants(tenants) => {
             let tenants = Arc::clone(tenants);

@@ -152,10 +152,12 @@ pub fn spawn_file_reloader(
 ) -> WatcherHandle {
     let (stop, mut stopped) = oneshot::channel::<()>();
     let reload = Arc::new(reload);
+    // Watching starts before this returns, so no change made after it is
+    // missed.
+    let wake = Arc::new(Notify::new());
+    let notify = Arc::clone(&wake);
+    let mut watcher = watch_file(&path, move || notify.notify_one());
     let task = tokio::spawn(async move {
-        let wake = Arc::new(Notify::new());
-        let notify = Arc::clone(&wake);
-        let mut watcher = watch_file(&path, move || notify.notify_one());
         let period = period.max(Duration::from_millis(10));
         let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -54,6 +54,15 @@ impl Live {
 
     /// As [`Live::start`], with `config`'s settings but for the directories.
     pub async fn start_with(setup: impl FnOnce(&Path), config: ServeConfig) -> Live {
+        Live::start_as(setup, config, Authenticator::Community).await
+    }
+
+    /// As [`Live::start_with`], identifying callers with `auth`.
+    pub async fn start_as(
+        setup: impl FnOnce(&Path),
+        config: ServeConfig,
+        auth: Authenticator,
+    ) -> Live {
         let policies = tempfile::tempdir().unwrap();
         setup(policies.path());
         let data = tempfile::tempdir().unwrap();
@@ -63,12 +72,7 @@ impl Live {
             data_dir: data.path().to_owned(),
             ..config
         };
-        let state = AppState::new(
-            config,
-            Arc::clone(&RUNTIME),
-            Authenticator::Community,
-            store.clone(),
-        );
+        let state = AppState::new(config, Arc::clone(&RUNTIME), auth, store.clone());
         let watcher = spawn_watcher(state.clone());
         let ready = state.clone();
         eventually("the first load", || {
