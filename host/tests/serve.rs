@@ -183,10 +183,10 @@ fn bad_settings_and_bind_failures_are_one_line_errors_with_exit_2() {
             "(from WCP_LISTEN)",
         ),
         (
-            "tenants mode",
-            vec!["--tenants", "t.toml"],
+            "missing tenants file",
+            vec!["--tenants", "missing.toml"],
             vec![],
-            "tenants mode",
+            "cannot read tenants file missing.toml",
         ),
         (
             "address in use",
