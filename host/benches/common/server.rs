@@ -126,6 +126,21 @@ pub fn wcp_serve(data_dir: &Path) -> Command {
     command
 }
 
+/// Prints how many warning or error lines a server logged, and the first
+/// few; nothing when there were none.
+pub fn print_warnings(warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
+    }
+    println!(
+        "wcp logged {} warning or error lines; the first:",
+        warnings.len()
+    );
+    for line in warnings.iter().take(3) {
+        println!("  {line}");
+    }
+}
+
 /// Reads `output` up to the line announcing the address, then keeps reading
 /// it on a thread, keeping warnings and errors and passing every line to
 /// `tap`.

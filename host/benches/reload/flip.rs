@@ -1,5 +1,6 @@
 //! Reload latency: one running server whose only policy is
-//! `global/flip.wasm` (a tool-approval variant applying to tool calls). Each
+//! `global/flip.wasm` (a variant of an example policy, tool-approval unless
+//! told otherwise, applying to tool calls). Each
 //! reload writes a new version of the file (temp file, then rename) and
 //! gates `send_email` tool calls, each on a new workflow over one
 //! keep-alive connection, as fast as answers come, until one is decided by
@@ -27,8 +28,9 @@ use crate::start;
 /// The policy's name and id.
 const NAME: &str = "flip";
 const ID: &str = "global/flip";
-/// Its manifest: tool calls only; `send_email` is held for approval.
-const MANIFEST: &str = "step_types = [\"tool_call\"]\n[settings]\ntools = [\"send_email\"]\n";
+/// Its manifest: tool calls only, default settings (tool-approval holds
+/// `send_email` for approval).
+const MANIFEST: &str = "step_types = [\"tool_call\"]\n";
 /// How long one reload may take before it is given up and counted as
 /// missed: above the periodic rescan (30 s by default), which catches a
 /// change whose file event was lost.

@@ -53,6 +53,10 @@ struct Options {
     /// Measured reloads of each kind in phase 2.
     #[arg(long, default_value_t = 100)]
     reloads: usize,
+    /// The example policy whose variants phase 2 reloads (allow-all,
+    /// conditions, cost-budget, model-allowlist, pii-guard, tool-approval).
+    #[arg(long, default_value = "tool-approval", value_name = "NAME")]
+    flip_policy: String,
     /// Policies in the directory of phase 3.
     #[arg(long, default_value_t = 100)]
     memory_policies: usize,
@@ -117,8 +121,8 @@ async fn run(options: Options) -> ExitCode {
     }
     if runs(Phase::Reload) {
         let announce = format!(
-            "phase 2/3: reload latency, {} reloads to new content, then {} to known content ...",
-            options.reloads, options.reloads
+            "phase 2/3: reload latency of {}, {} reloads to new content, then {} to known content ...",
+            options.flip_policy, options.reloads, options.reloads
         );
         let work = reloads(&options, &data_in, &examples, &mut summary.warnings);
         summary.reloads = Some(phase(&mut summary.load, "2: reload", announce, work).await);
@@ -166,7 +170,7 @@ async fn reloads(
     examples: &[(&str, Vec<u8>)],
     warnings: &mut Vec<String>,
 ) -> ReloadSeries {
-    let base = layout::example(examples, "tool-approval");
+    let base = layout::example(examples, &options.flip_policy);
     let mut flip = Flip::start(data_in, base).await;
     let server = flip.server();
     eprintln!(
@@ -179,7 +183,12 @@ async fn reloads(
     let known = flip.known_content("known", options.reloads).await;
     let logged = flip.server().warnings.lock().map(|w| w.clone());
     warnings.extend(logged.unwrap_or_default());
-    ReloadSeries { new, known }
+    ReloadSeries {
+        policy: options.flip_policy.clone(),
+        size: base.len(),
+        new,
+        known,
+    }
 }
 
 /// Phase 3.

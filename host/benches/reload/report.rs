@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::flip::Reloads;
+use crate::server::print_warnings;
 use crate::start::{Memory, Starts, millis};
 
 /// Design §10: start with 20 cached policies, to ready.
@@ -69,6 +70,10 @@ pub struct Load {
 /// The reload phase's two series.
 #[derive(Debug)]
 pub struct ReloadSeries {
+    /// The example policy reloaded.
+    pub policy: String,
+    /// Its component's size in bytes.
+    pub size: usize,
     /// Every reload to content never seen: compiled.
     pub new: Reloads,
     /// Reloads alternating between two cached versions.
@@ -123,15 +128,7 @@ impl Summary {
             println!("| {} | {} | {} |", load.phase, load.before, load.after);
         }
         println!();
-        if !self.warnings.is_empty() {
-            println!(
-                "wcp logged {} warning or error lines; the first:",
-                self.warnings.len()
-            );
-            for line in self.warnings.iter().take(3) {
-                println!("  {line}");
-            }
-        }
+        print_warnings(&self.warnings);
         let Some(series) = &self.reloads else {
             return ExitCode::SUCCESS;
         };
@@ -197,7 +194,9 @@ impl Summary {
 fn print_reloads(series: &ReloadSeries) {
     println!();
     println!(
-        "| reload: write to first gate decided by the new version | reloads | p50 | p99 | max | target (design §10) | met |"
+        "| reload of {} ({} KiB): write to first gate decided by the new version | reloads | p50 | p99 | max | target (design §10) | met |",
+        series.policy,
+        series.size / 1024
     );
     println!("|---|---|---|---|---|---|---|");
     for (case, reloads) in [
