@@ -14,7 +14,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::client::Connection;
+use crate::client::{Connection, Failure, parse};
 
 /// The five steps of every workflow. Each runs three of the example
 /// policies (tool-approval or model-allowlist, plus pii-guard and
@@ -276,15 +276,8 @@ async fn workflow_client(
     tally
 }
 
-/// Why a workflow stopped early.
-struct Failure {
-    message: String,
-    /// The connection is broken and must be reopened.
-    transport: bool,
-}
-
-/// Sends one request, counts it if it falls in the window, and checks its
-/// status.
+/// Sends one request, counts it if it was answered within the window, and
+/// checks its status.
 async fn call(
     conn: &mut Connection,
     path: &str,
@@ -294,27 +287,13 @@ async fn call(
     tally: &mut Tally,
 ) -> Result<(Bytes, Instant), Failure> {
     let sent = Instant::now();
-    let (status, answer) = conn
-        .post(path, body.clone())
-        .await
-        .map_err(|error| Failure {
-            message: format!("{error:#}"),
-            transport: true,
-        })?;
+    let answer = conn.post_expecting(path, body.clone(), expect).await;
     let done = Instant::now();
-    if window.contains(sent, done) {
+    let answered = !matches!(&answer, Err(failure) if failure.transport);
+    if answered && window.contains(sent, done) {
         tally.requests += 1;
     }
-    if status != expect {
-        return Err(Failure {
-            message: format!(
-                "{path}: {status}, expected {expect}: {}",
-                String::from_utf8_lossy(&answer)
-            ),
-            transport: false,
-        });
-    }
-    Ok((answer, done))
+    answer.map(|answer| (answer, done))
 }
 
 /// One whole workflow. Stops early, without error, when the window ends.
@@ -325,10 +304,6 @@ async fn workflow(
     schedule: &mut Option<(Instant, Duration)>,
     tally: &mut Tally,
 ) -> Result<(), Failure> {
-    let invalid = |what: &str, error: serde_json::Error| Failure {
-        message: format!("{what}: unreadable answer: {error}"),
-        transport: false,
-    };
     let created = StatusCode::CREATED;
     let (answer, _) = call(
         conn,
@@ -339,9 +314,7 @@ async fn workflow(
         tally,
     )
     .await?;
-    let id = serde_json::from_slice::<Created>(&answer)
-        .map_err(|error| invalid("create", error))?
-        .workflow_id;
+    let id = parse::<Created>("create", &answer)?.workflow_id;
     for (index, gate) in workload.gates.iter().enumerate() {
         // In the open loop the gate waits for its slot, and its latency
         // counts from that slot.
@@ -359,9 +332,7 @@ async fn workflow(
         }
         let path = format!("/api/v1/workflows/{id}/steps/s{index}/gate");
         let (answer, done) = call(conn, &path, gate, StatusCode::OK, window, tally).await?;
-        let decision = serde_json::from_slice::<GateAnswer>(&answer)
-            .map_err(|error| invalid("gate", error))?
-            .decision;
+        let decision = parse::<GateAnswer>("gate", &answer)?.decision;
         if decision != "allow" {
             return Err(Failure {
                 message: format!("{path}: decision {decision}, expected allow"),

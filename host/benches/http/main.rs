@@ -16,10 +16,13 @@
 //! Run: `cargo bench -p host --bench http` (options after `--`, see `--help`).
 
 mod bare;
+#[path = "../common/client.rs"]
 mod client;
 mod load;
 mod process;
 mod report;
+#[path = "../common/server.rs"]
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,7 +86,8 @@ async fn run(options: Options) -> ExitCode {
 
     let wcp = process::wcp(options.data_in.as_deref()).await;
     eprintln!(
-        "wcp serve ready on {} with the example policies, data in {}",
+        "wcp serve (pid {}) ready on {} with the example policies, data in {}",
+        wcp.pid(),
         wcp.address,
         wcp.data_dir().display()
     );
@@ -119,7 +123,7 @@ async fn run(options: Options) -> ExitCode {
     let wcp_warnings = wcp.warnings.lock().map(|w| w.clone()).unwrap_or_default();
     drop(wcp);
 
-    let bare = process::bare().await;
+    let bare = process::bare();
     eprintln!(
         "phase 3/3: closed loop against the bare axum handler on {} ...",
         bare.address

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::load::Tally;
+use crate::server::print_warnings;
 
 /// Design §10: gates per second at peak, on 2 cores.
 const TARGET_GATES_PER_S: f64 = 10_000.0;
@@ -118,15 +119,7 @@ impl Summary {
 
         let errors = self.peak.errors + self.paced.errors + self.bare.errors;
         println!();
-        if !self.wcp_warnings.is_empty() {
-            println!(
-                "wcp logged {} warning or error lines; the first:",
-                self.wcp_warnings.len()
-            );
-            for line in self.wcp_warnings.iter().take(3) {
-                println!("  {line}");
-            }
-        }
+        print_warnings(&self.wcp_warnings);
         if errors == 0 {
             println!("no HTTP errors");
             return ExitCode::SUCCESS;

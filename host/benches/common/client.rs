@@ -1,6 +1,7 @@
 //! One simulated client's connection: a keep-alive HTTP/1.1 connection made
 //! with hyper's low-level client, one request at a time, like an
-//! orchestrator worker calling `wcp`.
+//! orchestrator worker calling `wcp`. Shared by the benches that drive a
+//! server over loopback (`#[path]`-included as their `client` module).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +47,27 @@ impl Connection {
         self.send(Method::POST, path, Full::new(body).boxed()).await
     }
 
+    /// Sends `POST path` with a JSON body and returns the answer's body; a
+    /// transport error or a status other than `expect` is a [`Failure`].
+    pub async fn post_expecting(
+        &mut self,
+        path: &str,
+        body: Bytes,
+        expect: StatusCode,
+    ) -> Result<Bytes, Failure> {
+        let (status, answer) = self.post(path, body).await.map_err(Failure::transport)?;
+        if status != expect {
+            return Err(Failure {
+                message: format!(
+                    "{path}: {status}, expected {expect}: {}",
+                    String::from_utf8_lossy(&answer)
+                ),
+                transport: false,
+            });
+        }
+        Ok(answer)
+    }
+
     /// Sends `GET path` and returns the status and body.
     pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
         self.send(Method::GET, path, Empty::new().boxed()).await
@@ -77,4 +99,31 @@ impl Connection {
             Err(_) => Err(anyhow!("{path}: no answer within {REQUEST_TIMEOUT:?}")),
         }
     }
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong, naming the request.
+    pub message: String,
+    /// The connection is broken and must be reopened.
+    pub transport: bool,
+}
+
+impl Failure {
+    /// The connection failed: it must be reopened.
+    pub fn transport(error: anyhow::Error) -> Failure {
+        Failure {
+            message: format!("{error:#}"),
+            transport: true,
+        }
+    }
+}
+
+/// Reads an answer's JSON body; `what` names the request in the failure.
+pub fn parse<'a, T: serde::Deserialize<'a>>(what: &str, body: &'a [u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|error| Failure {
+        message: format!("{what}: unreadable answer: {error}"),
+        transport: false,
+    })
 }
