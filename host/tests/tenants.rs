@@ -533,6 +533,13 @@ fn own_and_roleless(roles: &[&str]) -> (&'static str, &'static str) {
     (own, roleless)
 }
 
+/// `route` sent to `uri` with `auth`.
+async fn send(server: &Tenants, route: &Route, uri: &str, auth: Option<&str>) -> Answer {
+    server
+        .call(route.method.clone(), uri, auth, route.body.clone())
+        .await
+}
+
 async fn prepare(server: &Tenants, route: &Route) -> String {
     let workflow = match route.needs {
         Needs::Nothing => return route.uri.to_owned(),
@@ -588,14 +595,7 @@ async fn every_route_by_every_kind_of_caller() {
             ),
         ];
         for (who, auth, status, message) in refusals {
-            let answer = server
-                .call(
-                    route.method.clone(),
-                    &uri,
-                    auth.as_deref(),
-                    route.body.clone(),
-                )
-                .await;
+            let answer = send(&server, &route, &uri, auth.as_deref()).await;
             assert_eq!(
                 answer.status.as_u16(),
                 status,
@@ -615,14 +615,7 @@ async fn every_route_by_every_kind_of_caller() {
 
         // Another tenant: its answer for acme's object is byte for byte its
         // answer for one that does not exist.
-        let foreign = server
-            .call(
-                route.method.clone(),
-                &uri,
-                Some(&creds("globex-all")),
-                route.body.clone(),
-            )
-            .await;
+        let foreign = send(&server, &route, &uri, Some(&creds("globex-all"))).await;
         assert_eq!(
             foreign.status.as_u16(),
             route.foreign,
@@ -630,14 +623,7 @@ async fn every_route_by_every_kind_of_caller() {
             foreign.body
         );
         if route.foreign == 404 {
-            let absent = server
-                .call(
-                    route.method.clone(),
-                    &missing(&uri),
-                    Some(&creds("globex-all")),
-                    route.body.clone(),
-                )
-                .await;
+            let absent = send(&server, &route, &missing(&uri), Some(&creds("globex-all"))).await;
             assert_eq!(absent.status.as_u16(), 404, "{name} / missing");
             assert_eq!(
                 foreign.body, absent.body,
@@ -646,14 +632,7 @@ async fn every_route_by_every_kind_of_caller() {
         }
         // Workflows also need the same org.
         if uri.contains("/workflows/wf_") {
-            let elsewhere = server
-                .call(
-                    route.method.clone(),
-                    &uri,
-                    Some(&creds("acme-elsewhere")),
-                    route.body.clone(),
-                )
-                .await;
+            let elsewhere = send(&server, &route, &uri, Some(&creds("acme-elsewhere"))).await;
             assert_eq!(elsewhere.status.as_u16(), 404, "{name} / other org");
         }
 
