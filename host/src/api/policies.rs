@@ -92,6 +92,16 @@ impl PolicyObject {
             settings: None,
         }
     }
+
+    /// One policy as `GET /api/v1/policies/{scope}/{name}` shows it: with
+    /// its `settings` when it is a tenant's own.
+    fn detailed(entry: &PolicyEntry) -> Self {
+        let mut object = PolicyObject::from_entry(entry);
+        if matches!(entry.scope, Scope::Tenant(_)) {
+            object.settings = Some(entry.manifest().settings.clone());
+        }
+        object
+    }
 }
 
 /// `GET /api/v1/policies`.
@@ -169,11 +179,7 @@ pub async fn get_policy(
 ) -> Result<Json<PolicyObject>, ApiError> {
     let set = state.policies.load();
     let entry = find(&set, &caller, &scope, &name)?;
-    let mut object = PolicyObject::from_entry(entry);
-    if matches!(entry.scope, Scope::Tenant(_)) {
-        object.settings = Some(entry.manifest().settings.clone());
-    }
-    Ok(Json(object))
+    Ok(Json(PolicyObject::detailed(entry)))
 }
 
 /// POST /api/v1/policies/{scope}/{name}/evaluate
@@ -257,8 +263,7 @@ pub async fn upload_policy(
     let installed = reload::install(&state, &caller, &name, upload.module, manifest)
         .await
         .map_err(|error| change_error("Failed to upload policy", error))?;
-    let mut object = PolicyObject::from_entry(&installed.entry);
-    object.settings = Some(installed.entry.manifest().settings.clone());
+    let object = PolicyObject::detailed(&installed.entry);
     let status = if installed.created {
         StatusCode::CREATED
     } else {

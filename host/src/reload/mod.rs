@@ -177,11 +177,12 @@ pub async fn install(
     .map_err(|error| ChangeError::Internal(format!("cannot write the policy files: {error}")))?;
 
     let entry = PolicyEntry::loaded(scope, name, compiled, parsed, manifest.as_deref());
+    let id = entry.id.clone();
     let previous = state.policies.load_full();
-    let created = previous.get(&entry.id).is_none();
+    let created = previous.get(&id).is_none();
     let next = previous.with(entry);
     let entry = next
-        .get(&policy_id(&Scope::Tenant(caller.tenant.clone()), name))
+        .get(&id)
         .cloned()
         .ok_or_else(|| ChangeError::Internal("the installed policy is missing".into()))?;
     tracing::info!(policy = %entry.id, version = entry.version(), actor = %caller.actor, "policy uploaded");
@@ -241,16 +242,18 @@ async fn record(state: &AppState, changes: &[Change], by: &ChangedBy) -> Result<
     let mut records = Vec::with_capacity(changes.len());
     for change in changes {
         state.metrics.policy_reloads(change.result(), 1);
-        let entry = change.entry();
-        match change {
-            Change::Failed(_) => {}
-            Change::Loaded(_) if by.source == Source::Disk => {
-                tracing::info!(policy = %entry.id, version = entry.version(), "policy now serving");
+        // A failure is logged where it happens; API changes by their route.
+        if by.source == Source::Disk {
+            let entry = change.entry();
+            match change {
+                Change::Loaded(_) => {
+                    tracing::info!(policy = %entry.id, version = entry.version(), "policy now serving");
+                }
+                Change::Removed(_) => {
+                    tracing::info!(policy = %entry.id, "policy file removed; unloaded")
+                }
+                Change::Failed(_) => {}
             }
-            Change::Removed(_) if by.source == Source::Disk => {
-                tracing::info!(policy = %entry.id, "policy file removed; unloaded");
-            }
-            Change::Loaded(_) | Change::Removed(_) => {}
         }
         records.push(audit_record(change, by, &now));
     }

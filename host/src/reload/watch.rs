@@ -110,26 +110,12 @@ fn start_watching(dir: &Path, wake: &Arc<Notify>, first: bool) -> Option<DirWatc
     }
     let notify = Arc::clone(wake);
     let root = dir.to_owned();
-    let handler = move |result: DebounceEventResult| match result {
-        Ok(events) => {
-            if events
-                .iter()
-                .any(|event| relevant(&root, &event.event.kind, &event.event.paths))
-            {
-                notify.notify_one();
-            }
-        }
-        Err(errors) => {
-            for error in errors {
-                tracing::warn!(%error, "policy directory watch error; rescanning");
-            }
-            notify.notify_one();
-        }
-    };
-    let watched = new_debouncer(DEBOUNCE, None, handler).and_then(|mut debouncer| {
-        debouncer.watch(dir, RecursiveMode::Recursive)?;
-        Ok(debouncer)
-    });
+    let watched = debounced(
+        dir,
+        RecursiveMode::Recursive,
+        move |kind, paths| relevant(&root, kind, paths),
+        move || notify.notify_one(),
+    );
     match watched {
         Ok(debouncer) => {
             tracing::debug!(dir = %dir.display(), "watching the policy directory");
@@ -189,39 +175,51 @@ pub fn watch_file(path: &Path, changed: impl Fn() + Send + 'static) -> Option<Di
         _ => PathBuf::from("."),
     };
     let name = path.file_name()?.to_owned();
-    let handler = move |result: DebounceEventResult| match result {
-        Ok(events) => {
-            let touched = events.iter().any(|event| {
-                !matches!(event.event.kind, EventKind::Access(_))
-                    && (event.event.paths.is_empty()
-                        || event
-                            .event
-                            .paths
-                            .iter()
-                            .any(|p| p.file_name() == Some(name.as_os_str())))
-            });
-            if touched {
-                changed();
-            }
-        }
-        Err(errors) => {
-            for error in errors {
-                tracing::warn!(%error, "watch error; re-reading");
-            }
-            changed();
-        }
+    let touches = move |kind: &EventKind, paths: &[PathBuf]| {
+        !matches!(kind, EventKind::Access(_))
+            && (paths.is_empty()
+                || paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_os_str())))
     };
-    let watched = new_debouncer(DEBOUNCE, None, handler).and_then(|mut debouncer| {
-        debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
-        Ok(debouncer)
-    });
-    match watched {
+    match debounced(&dir, RecursiveMode::NonRecursive, touches, changed) {
         Ok(debouncer) => Some(debouncer),
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "cannot watch the file; re-reading it periodically");
             None
         }
     }
+}
+
+/// Watches `dir`, calling `changed` after each debounced batch with an
+/// event that `wanted` keeps, and after a watch error (events may have
+/// been lost, so the caller should look again).
+fn debounced(
+    dir: &Path,
+    mode: RecursiveMode,
+    wanted: impl Fn(&EventKind, &[PathBuf]) -> bool + Send + 'static,
+    changed: impl Fn() + Send + 'static,
+) -> notify::Result<DirWatcher> {
+    let watched = dir.display().to_string();
+    let handler = move |result: DebounceEventResult| match result {
+        Ok(events) => {
+            if events
+                .iter()
+                .any(|event| wanted(&event.event.kind, &event.event.paths))
+            {
+                changed();
+            }
+        }
+        Err(errors) => {
+            for error in errors {
+                tracing::warn!(dir = %watched, %error, "watch error; looking again");
+            }
+            changed();
+        }
+    };
+    let mut debouncer = new_debouncer(DEBOUNCE, None, handler)?;
+    debouncer.watch(dir, mode)?;
+    Ok(debouncer)
 }
 
 /// Whether an event may change the policy set: anything but a read, on

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 
 use super::limiter::FailureLimiter;
 use super::secret::Verifier;
-use super::{TenantsError, TenantsFile};
+use super::{Client, TenantsError, TenantsFile};
 use crate::api::ApiError;
 use crate::auth::{Caller, basic_credentials};
 
@@ -131,7 +131,7 @@ impl TenantsAuth {
         let client = file.client(&client_id);
         let verified = match client {
             Some(client) if self.verifier.cached(client, &secret) => true,
-            _ => self.verify_slowly(&file, &client_id, secret).await?,
+            _ => self.verify_slowly(client.cloned(), secret).await?,
         };
         let client = match client {
             Some(client) if verified => client,
@@ -159,8 +159,7 @@ impl TenantsAuth {
     /// the same as a wrong secret, so timing does not tell which exist.
     async fn verify_slowly(
         self: &Arc<Self>,
-        file: &Arc<TenantsFile>,
-        client_id: &str,
+        client: Option<Client>,
         secret: String,
     ) -> Result<bool, ApiError> {
         let _permit = self
@@ -169,9 +168,7 @@ impl TenantsAuth {
             .await
             .map_err(|error| ApiError::internal("Failed to authenticate", error))?;
         let this = Arc::clone(self);
-        let file = Arc::clone(file);
-        let client_id = client_id.to_owned();
-        tokio::task::spawn_blocking(move || match file.client(&client_id) {
+        tokio::task::spawn_blocking(move || match &client {
             Some(client) => this.verifier.verify(client, &secret),
             None => {
                 this.verifier.verify_unknown(&secret);
