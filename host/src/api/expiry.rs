@@ -3,20 +3,25 @@
 //! expires the holds nobody touches, so nobody ever sees an overdue
 //! `pending`.
 //!
-//! Expiring writes, but almost every request finds nothing due: a read
-//! connection probes the pending-expiry index first, and only a hit queues
-//! a write job, which finds the due holds again inside its transaction.
+//! Expiring writes, but almost every request finds nothing due. A request
+//! that writes anyway applies the expiries in the same writer job as its
+//! own change ([`AppState::write_after_expiry`]); one that only reads
+//! probes the pending-expiry index in the same read as its own
+//! ([`AppState::read_after_expiry`]), and only a hit queues a write job,
+//! which finds the due holds again inside its transaction. Either way the
+//! common case costs no extra trip to another thread.
 
 use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
+use rusqlite::{Connection, Transaction};
+
 use super::{ApiError, AppState};
 use crate::approval::{self, ExpiredHold};
 use crate::clock;
-use crate::store::StoreError;
-use crate::store::StoreRead;
 use crate::store::approvals::DueScope;
+use crate::store::{StoreError, StoreRead, in_savepoint};
 
 const EXPIRY_FAILED: &str = "Failed to expire approvals";
 
@@ -52,6 +57,79 @@ impl AppState {
             .map(|expired| expired.len())
     }
 
+    /// Runs `work` on the writer right after applying the due approval
+    /// expiries of `workflow_id`, in one job: `work` sees the expired holds,
+    /// and the expiries are kept even when `work` fails and is rolled back.
+    /// The outer error is the expiry failing, in which case `work` never ran.
+    pub async fn write_after_expiry<T, E, F>(
+        &self,
+        workflow_id: &str,
+        work: F,
+    ) -> Result<Result<T, E>, ApiError>
+    where
+        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let scope = DueScope::Workflow(workflow_id.to_owned());
+        let (expired, result) = self
+            .store
+            .submit_async(move |tx| -> Result<_, StoreError> {
+                let expired = approval::expire_due(tx, &scope, &clock::now_rfc3339())?;
+                Ok((expired, in_savepoint(tx, work)))
+            })
+            .await
+            .map_err(|error| ApiError::internal(EXPIRY_FAILED, error))?;
+        self.note_expired(&expired);
+        Ok(result)
+    }
+
+    /// Runs `read` on one read connection after checking, in the same read,
+    /// that `workflow_id` has no approval due to expire. When one is due it
+    /// is expired on the writer and `read` runs again on the new state.
+    pub async fn read_after_expiry<T, F>(&self, workflow_id: &str, read: F) -> Result<T, ApiError>
+    where
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let read = std::sync::Arc::new(read);
+        let probe = DueScope::Workflow(workflow_id.to_owned());
+        let first = std::sync::Arc::clone(&read);
+        let found = self
+            .store
+            .read_async(move |conn| {
+                if conn.any_due(&probe, &clock::now_rfc3339())? {
+                    return Ok(None);
+                }
+                first(conn).map(Some)
+            })
+            .await
+            .map_err(|error| ApiError::internal(EXPIRY_FAILED, error))?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        self.expire_due(workflow_id).await?;
+        self.store
+            .read_async(move |conn| read(conn))
+            .await
+            .map_err(|error| ApiError::internal(EXPIRY_FAILED, error))
+    }
+
+    fn note_expired(&self, expired: &[ExpiredHold]) {
+        if expired.is_empty() {
+            return;
+        }
+        self.metrics.approvals_expired(expired.len() as u64);
+        for hold in expired {
+            tracing::info!(
+                workflow_id = %hold.workflow_id,
+                step_id = %hold.step_id,
+                aborted = hold.aborted,
+                "approval expired"
+            );
+        }
+    }
+
     async fn expire(&self, scope: DueScope) -> Result<Vec<ExpiredHold>, StoreError> {
         let probe = scope.clone();
         let due = self
@@ -65,15 +143,7 @@ impl AppState {
             .store
             .submit_async(move |tx| approval::expire_due(tx, &scope, &clock::now_rfc3339()))
             .await?;
-        self.metrics.approvals_expired(expired.len() as u64);
-        for hold in &expired {
-            tracing::info!(
-                workflow_id = %hold.workflow_id,
-                step_id = %hold.step_id,
-                aborted = hold.aborted,
-                "approval expired"
-            );
-        }
+        self.note_expired(&expired);
         Ok(expired)
     }
 }

@@ -107,10 +107,9 @@ async fn end(
     how: End,
     reason: Option<String>,
 ) -> Result<(), ApiError> {
-    state.expire_due(&id).await?;
+    let scope = id.clone();
     state
-        .store
-        .submit_async(move |tx| -> Result<(), FlowError> {
+        .write_after_expiry(&scope, move |tx| -> Result<(), FlowError> {
             let row = load_running(tx, &caller, &id, "workflow is already in terminal state")?;
             let mut details = Map::new();
             match how {
@@ -149,7 +148,7 @@ async fn end(
             tx.append_audit(&caller.tenant, record)?;
             Ok(())
         })
-        .await
+        .await?
         .map_err(|error| ApiError::from_flow(how.operation(), error))
 }
 

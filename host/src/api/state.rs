@@ -10,7 +10,7 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 use super::{ApiError, Metrics};
 use crate::auth::{Authenticator, Caller};
 use crate::config::ServeConfig;
-use crate::gate::{Combined, combine, evaluate_policies};
+use crate::gate::{Combined, PolicyRun, combine, evaluate_policies};
 use crate::input::PolicyInput;
 use crate::policy_set::PolicySet;
 use crate::runtime::PolicyRuntime;
@@ -134,10 +134,15 @@ impl AppState {
                 evaluate_policies(runtime, &set, &tenant, &input)
             })
             .await?;
+        Ok(self.combine_runs(runs))
+    }
+
+    /// Counts each policy run and combines the runs into a decision.
+    pub fn combine_runs(&self, runs: Vec<PolicyRun>) -> Combined {
         for run in &runs {
             self.metrics.policy_run(run);
         }
-        Ok(combine(runs))
+        combine(runs)
     }
 
     /// Runs CPU-bound policy work off the async executor, at most one job per

@@ -23,7 +23,9 @@ use crate::auth::{Authorized, WorkflowWrite};
 use crate::clock;
 use crate::gate::flow::{self, FlowError, Refusal, RetryContext};
 use crate::gate::record::{self, GateCall, Via};
+use crate::gate::{PolicyRun, evaluate_policies};
 use crate::input::{GateBody, InputError};
+use crate::store::approvals::DueScope;
 use crate::store::{StoreRead, StoreWrite};
 use crate::verdict::Verdict;
 
@@ -142,20 +144,17 @@ pub async fn gate_step(
     };
 
     let _serialised = state.lock_gates(&call.workflow_id).await;
-    state.expire_due(&call.workflow_id).await?;
-    let seen = call.clone();
-    let view = state
-        .store
-        .read_async(move |conn| Ok(record::view(conn, &seen)))
-        .await
-        .map_err(|error| ApiError::internal(GATE_FAILED, error))?
-        .map_err(|error| ApiError::from_flow(GATE_FAILED, error))?;
-    let fresh = if view.cached {
-        None
-    } else {
-        let input = record::policy_input(&view, &call);
-        Some(state.decide(GATE_FAILED, &call.tenant, input).await?)
+    let runs = match prepare(&state, &call, true).await? {
+        Prepared::Ready(runs) => runs,
+        Prepared::ExpiryDue => {
+            state.expire_due(&call.workflow_id).await?;
+            match prepare(&state, &call, false).await? {
+                Prepared::Ready(runs) => runs,
+                Prepared::ExpiryDue => None,
+            }
+        }
     };
+    let fresh = runs.map(|runs| state.combine_runs(runs));
     let job_call = call.clone();
     let recorded = state
         .store
@@ -192,6 +191,47 @@ pub async fn gate_step(
         decision_source: source,
         retry_context: RetryContext::of(step, recorded.first_gate, include_output),
     }))
+}
+
+/// What a gate finds out before its transaction.
+enum Prepared {
+    /// An approval of the workflow is due to expire: expire it and look again.
+    ExpiryDue,
+    /// The policy runs of a fresh evaluation; `None` for a cached re-gate.
+    Ready(Option<Vec<PolicyRun>>),
+}
+
+/// The part of a gate before its transaction, in one trip to the blocking
+/// pool: the approval-expiry probe (with `probe`), the gate's view of the
+/// workflow and step (refusals included), and for a fresh evaluation the
+/// policies, run on one snapshot of the policy set. The transaction checks
+/// the state again before writing.
+async fn prepare(state: &AppState, call: &GateCall, probe: bool) -> Result<Prepared, ApiError> {
+    let store = state.store.clone();
+    let set = state.policies.load_full();
+    let call = call.clone();
+    let prepared = state
+        .run_blocking(GATE_FAILED, move |runtime| {
+            let due = DueScope::Workflow(call.workflow_id.clone());
+            let view = store.read(|conn| {
+                if probe && conn.any_due(&due, &clock::now_rfc3339())? {
+                    return Ok(None);
+                }
+                Ok(Some(record::view(conn, &call)))
+            })?;
+            let Some(view) = view else {
+                return Ok(Prepared::ExpiryDue);
+            };
+            let view = view?;
+            if view.cached {
+                return Ok(Prepared::Ready(None));
+            }
+            let input = record::policy_input(&view, &call);
+            let runs = evaluate_policies(runtime, &set, &call.tenant, &input);
+            Ok(Prepared::Ready(Some(runs)))
+        })
+        .await?;
+    prepared.map_err(|error: FlowError| ApiError::from_flow(GATE_FAILED, error))
 }
 
 /// The optional body of a step complete.
@@ -253,10 +293,9 @@ pub async fn complete_step(
         }));
     }
     let (output, cost_usd) = (body.output, body.cost_usd);
-    state.expire_due(&workflow_id).await?;
+    let scope = workflow_id.clone();
     state
-        .store
-        .submit_async(move |tx| -> Result<(), FlowError> {
+        .write_after_expiry(&scope, move |tx| -> Result<(), FlowError> {
             tx.find_workflow(&workflow_id, &caller.tenant, &caller.org)?
                 .ok_or(Refusal::NotFound(WORKFLOW_NOT_FOUND))?;
             let mut step = tx
@@ -306,7 +345,7 @@ pub async fn complete_step(
             tx.append_audit(&caller.tenant, record)?;
             Ok(())
         })
-        .await
+        .await?
         .map_err(|error| ApiError::from_flow(COMPLETE_FAILED, error))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,6 +45,7 @@ pub use error::{SqlContext, StoreError};
 pub use migrations::SCHEMA_VERSION;
 use readers::ReadPool;
 use writer::Writer;
+pub(crate) use writer::in_savepoint;
 
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "wcp.db";
