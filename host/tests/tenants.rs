@@ -857,7 +857,7 @@ async fn the_tenants_file_reloads_and_a_broken_one_keeps_the_clients() {
     let server = Tenants::start().await;
     // `server.live` watches policies, not the tenants file; reloading is
     // driven as the server's file reloader drives it.
-    let Authenticator::Tenants(auth) = &*server.live.state.auth else {
+    let Authenticator::Tenants(auth) = &server.live.state.auth else {
         panic!("not tenants mode");
     };
     let auth = Arc::clone(auth);
@@ -911,7 +911,7 @@ async fn the_tenants_file_reloads_and_a_broken_one_keeps_the_clients() {
 #[tokio::test]
 async fn a_broken_file_after_start_is_ignored_until_fixed() {
     let server = Tenants::start().await;
-    let Authenticator::Tenants(auth) = &*server.live.state.auth else {
+    let Authenticator::Tenants(auth) = &server.live.state.auth else {
         panic!("not tenants mode");
     };
     fs::write(&server.file, "[[clients]]\nclient_id = 7\n").unwrap();

@@ -16,36 +16,49 @@ use crate::policy_set::PolicySet;
 use crate::runtime::PolicyRuntime;
 use crate::store::Store;
 
-/// One lock per workflow with a gate in flight.
-type GateLocks = Arc<Mutex<HashMap<String, Weak<AsyncMutex<()>>>>>;
-
-/// Shared state of the HTTP edge. Cloning is cheap: every field is shared.
+/// Shared state of the HTTP edge. Cloning is one reference count: every
+/// request clones it several times (each middleware and the handler), so
+/// the fields live behind one `Arc` rather than one each.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+/// What [`AppState`] shares; its fields read as the state's own.
+#[derive(Debug)]
+pub struct Shared {
     /// The sandboxed policy runtime.
     pub runtime: Arc<PolicyRuntime>,
     /// The current policy snapshot. A request loads it once and keeps that
     /// `Arc<PolicySet>` for its whole run, so a reload never changes the
     /// policies under a gate in flight.
-    pub policies: Arc<ArcSwap<PolicySet>>,
+    pub policies: ArcSwap<PolicySet>,
     /// Set once the first policy load is done (and, later, the store is open).
-    pub ready: Arc<AtomicBool>,
+    pub ready: AtomicBool,
     /// The server's settings.
-    pub config: Arc<ServeConfig>,
+    pub config: ServeConfig,
     /// Prometheus series of this server.
     pub metrics: Metrics,
     /// How callers are identified.
-    pub auth: Arc<Authenticator>,
+    pub auth: Authenticator,
     /// Workflows, steps, checkpoints and audit.
     pub store: Store,
     /// Bounds policy evaluations running at once to the number of cores.
     evaluations: Arc<Semaphore>,
     /// Serialises the gates of one workflow (contract §4.1), so concurrent
     /// first gates of a step run the policies once.
-    gate_locks: GateLocks,
+    gate_locks: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
     /// Held by every change of the policy set (rescan, upload, removal),
     /// so two changes never build on the same snapshot.
     pub(crate) policy_changes: Arc<AsyncMutex<()>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl AppState {
@@ -59,16 +72,18 @@ impl AppState {
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         AppState {
-            runtime,
-            policies: Arc::new(ArcSwap::from_pointee(PolicySet::default())),
-            ready: Arc::new(AtomicBool::new(false)),
-            config: Arc::new(config),
-            metrics: Metrics::new(),
-            auth: Arc::new(auth),
-            store,
-            evaluations: Arc::new(Semaphore::new(cores)),
-            gate_locks: GateLocks::default(),
-            policy_changes: Arc::new(AsyncMutex::new(())),
+            shared: Arc::new(Shared {
+                runtime,
+                policies: ArcSwap::from_pointee(PolicySet::default()),
+                ready: AtomicBool::new(false),
+                config,
+                metrics: Metrics::new(),
+                auth,
+                store,
+                evaluations: Arc::new(Semaphore::new(cores)),
+                gate_locks: Mutex::default(),
+                policy_changes: Arc::new(AsyncMutex::new(())),
+            }),
         }
     }
 
