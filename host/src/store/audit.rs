@@ -241,20 +241,21 @@ fn since_text(since: OffsetDateTime) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::path::Path;
-
     use rusqlite::Connection;
     use serde_json::json;
     use time::macros::datetime;
 
     use super::*;
     use crate::audit::AuditKind;
-    use crate::store::migrations::migrate;
+    use crate::store::test_db;
     use crate::verdict::Verdict;
 
+    /// With the workflows `record` mentions registered.
     fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let conn = test_db::db();
+        for n in 0..3 {
+            test_db::add_workflow(&conn, &format!("wf_{n}"), "acme");
+        }
         conn
     }
 

@@ -31,6 +31,8 @@ mod error;
 mod migrations;
 mod readers;
 pub mod steps;
+#[cfg(test)]
+mod test_db;
 pub mod workflows;
 mod writer;
 
