@@ -76,8 +76,9 @@ pub fn append(
         })?;
     tx.prepare_cached(
         "INSERT INTO audit_log (chain, seq, at, tenant, org, actor, kind, workflow_id, step_id,
-                                decision, reason, details, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                decision, reason, details, prev_hash, hash, wid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                 (SELECT wid FROM workflows WHERE workflow_id = ?8))",
     )
     .and_then(|mut stmt| {
         stmt.execute(rusqlite::params![
@@ -111,7 +112,7 @@ pub fn list(
     let mut conditions = String::from("chain = ?");
     let mut args = vec![SqlValue::Text(chain.to_owned())];
     if let Some(workflow_id) = &filter.workflow_id {
-        conditions.push_str(" AND workflow_id = ?");
+        conditions.push_str(" AND wid = (SELECT wid FROM workflows WHERE workflow_id = ?)");
         args.push(SqlValue::Text(workflow_id.clone()));
     }
     if let Some(kind) = &filter.kind {
@@ -250,7 +251,8 @@ mod tests {
     use crate::store::test_db;
     use crate::verdict::Verdict;
 
-    /// With the workflows `record` mentions registered.
+    /// With the workflows `record` mentions registered, so their entries
+    /// get a wid.
     fn db() -> Connection {
         let conn = test_db::db();
         for n in 0..3 {

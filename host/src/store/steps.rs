@@ -230,7 +230,8 @@ pub fn find_step(
 ) -> Result<Option<StepRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM workflow_steps WHERE workflow_id = ?1 AND step_id = ?2"
+            "SELECT {COLUMNS} FROM workflow_steps
+             WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) AND step_id = ?2"
         ))
         .context("reading a step")?;
     let mut rows = stmt
@@ -246,7 +247,8 @@ pub fn find_step(
 pub fn list_steps(conn: &Connection, workflow_id: &str) -> Result<Vec<StepRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM workflow_steps WHERE workflow_id = ?1 ORDER BY step_index"
+            "SELECT {COLUMNS} FROM workflow_steps
+             WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) ORDER BY step_index"
         ))
         .context("listing steps")?;
     let mut rows = stmt.query([workflow_id]).context("listing steps")?;
@@ -259,9 +261,12 @@ pub fn list_steps(conn: &Connection, workflow_id: &str) -> Result<Vec<StepRow>, 
 
 /// How many steps the workflow has (every step gated at least once).
 pub fn count_steps(conn: &Connection, workflow_id: &str) -> Result<u32, StoreError> {
-    conn.prepare_cached("SELECT count(*) FROM workflow_steps WHERE workflow_id = ?1")
-        .and_then(|mut stmt| stmt.query_row([workflow_id], |row| row.get(0)))
-        .context("counting steps")
+    conn.prepare_cached(
+        "SELECT count(*) FROM workflow_steps
+         WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1)",
+    )
+    .and_then(|mut stmt| stmt.query_row([workflow_id], |row| row.get(0)))
+    .context("counting steps")
 }
 
 /// The first step of the workflow whose approval is in one of `statuses`.
@@ -274,7 +279,9 @@ pub fn step_with_approval(
     let mut stmt = conn
         .prepare_cached(
             "SELECT step_id, approval_status FROM workflow_steps
-             WHERE workflow_id = ?1 AND approval_status IS NOT NULL ORDER BY step_index",
+             WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1)
+               AND approval_status IS NOT NULL
+             ORDER BY step_index",
         )
         .context("finding held steps")?;
     let rows: Vec<(String, String)> = stmt
@@ -296,8 +303,9 @@ pub fn save_step(tx: &Transaction, step: &StepRow) -> Result<(), StoreError> {
         .map(|column| format!("{column} = excluded.{column}"))
         .collect();
     let sql = format!(
-        "INSERT INTO workflow_steps ({COLUMNS}) VALUES ({}) \
-         ON CONFLICT (workflow_id, step_id) DO UPDATE SET {}",
+        "INSERT INTO workflow_steps (wid, {COLUMNS}) \
+         VALUES ((SELECT wid FROM workflows WHERE workflow_id = ?1), {}) \
+         ON CONFLICT (wid, step_id) DO UPDATE SET {}",
         placeholders.join(", "),
         updates.join(", ")
     );
