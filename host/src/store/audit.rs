@@ -475,4 +475,42 @@ mod tests {
             assert_eq!(all, total, "{name}");
         }
     }
+
+    #[test]
+    fn a_workflow_filter_never_matches_entries_of_no_known_workflow() {
+        let mut conn = db();
+        append_many(&mut conn, "acme", 3);
+        let tx = conn.transaction().unwrap();
+        for (n, workflow_id) in [(4, None), (5, Some("wf_unregistered"))] {
+            let mut entry = record("acme", n);
+            entry.workflow_id = workflow_id.map(Into::into);
+            append(&tx, "acme", entry).unwrap();
+        }
+        tx.commit().unwrap();
+        let wids: Vec<Option<i64>> = conn
+            .prepare("SELECT wid FROM audit_log WHERE seq > 3 ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(wids, [None, None], "no workflow row, no wid");
+        // An unknown id's wid subquery is NULL, and `wid = NULL` holds for
+        // no row, not even those whose wid is NULL.
+        for unknown in ["wf_unregistered", "wf_nope"] {
+            let filter = AuditFilter {
+                workflow_id: Some(unknown.into()),
+                ..AuditFilter::default()
+            };
+            let (entries, total) = list(&conn, "acme", &filter).unwrap();
+            assert_eq!((entries.len(), total), (0, 0), "{unknown}");
+        }
+        let filter = AuditFilter {
+            workflow_id: Some("wf_1".into()),
+            ..AuditFilter::default()
+        };
+        let (entries, _) = list(&conn, "acme", &filter).unwrap();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+        assert_eq!(verify_chain(&conn, "acme").unwrap(), valid(5));
+    }
 }
