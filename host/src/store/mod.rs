@@ -39,6 +39,8 @@ mod backend;
 pub mod checkpoints;
 mod error;
 mod migrations;
+#[cfg(test)]
+mod query_plans;
 mod readers;
 pub mod steps;
 #[cfg(test)]
