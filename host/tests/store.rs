@@ -62,11 +62,14 @@ fn insert_step(
     index: i64,
     pending: bool,
 ) -> Result<(), StoreError> {
+    // The store's way of keying a step: the workflow's wid, looked up by id.
     tx.execute(
-        "INSERT INTO workflow_steps (workflow_id, step_id, step_index, step_type, decision, last_decision,
-                                     first_attempt_at, gate_checked_at, approval_status)
-         VALUES (?1, ?2, ?3, 'llm_call', 'require_approval', 'require_approval',
-                 '2026-03-01T12:00:00.000000Z', '2026-03-01T12:00:00.000000Z', ?4)",
+        "INSERT INTO workflow_steps (wid, workflow_id, step_id, step_index, step_type, decision,
+                                     last_decision, first_attempt_at, gate_checked_at,
+                                     approval_status)
+         VALUES ((SELECT wid FROM workflows WHERE workflow_id = ?1), ?1, ?2, ?3, 'llm_call',
+                 'require_approval', 'require_approval', '2026-03-01T12:00:00.000000Z',
+                 '2026-03-01T12:00:00.000000Z', ?4)",
         rusqlite::params![workflow, step, index, pending.then_some("pending")],
     )
     .context("inserting a step")?;
@@ -184,10 +187,24 @@ fn a_database_from_a_newer_wcp_is_refused_untouched() {
 #[test]
 fn the_schema_enforces_its_invariants() {
     type Write = fn(&Transaction) -> Result<(), StoreError>;
-    let cases: [(&str, Write, &str); 5] = [
+    let cases: [(&str, Write, &str); 6] = [
         (
-            "step of a missing workflow",
+            "step of an unknown workflow id",
             |tx| insert_step(tx, "wf_none", "s1", 1, false),
+            "NOT NULL",
+        ),
+        (
+            "step of a missing wid",
+            |tx| {
+                tx.execute(
+                    "INSERT INTO workflow_steps (wid, workflow_id, step_id, step_index, step_type,
+                         decision, last_decision, first_attempt_at, gate_checked_at)
+                     VALUES (99, 'wf_1', 's9', 9, 'llm_call', 'allow', 'allow', 't', 't')",
+                    [],
+                )
+                .map(drop)
+                .context("insert")
+            },
             "FOREIGN KEY",
         ),
         (
@@ -240,9 +257,10 @@ fn checkpoint_type_and_resumability_follow_the_decision() {
                 let step = format!("s{index}");
                 insert_step(tx, "wf_1", &step, index, false)?;
                 tx.execute(
-                    "INSERT INTO checkpoints (workflow_id, step_id, step_index, step_type, gate_decision,
-                                              tenant_id, org_id, client_id, created_at)
-                     VALUES ('wf_1', ?1, ?2, 'llm_call', ?3, 'acme', 'default', 'alice', '2026-03-01T12:00:00.000000Z')",
+                    "INSERT INTO checkpoints (wid, workflow_id, step_id, step_index, step_type,
+                                              gate_decision, tenant_id, org_id, client_id, created_at)
+                     VALUES ((SELECT wid FROM workflows WHERE workflow_id = 'wf_1'), 'wf_1', ?1, ?2,
+                             'llm_call', ?3, 'acme', 'default', 'alice', '2026-03-01T12:00:00.000000Z')",
                     rusqlite::params![step, index, decision],
                 )
                 .context("checkpoint")?;

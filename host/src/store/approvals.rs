@@ -36,13 +36,13 @@ impl DueScope {
             DueScope::Workflow(workflow_id) => {
                 sql.push_str(
                     " WHERE s.approval_status = 'pending' AND s.expires_at <= ? \
-                     AND s.workflow_id = ?",
+                     AND s.wid = (SELECT wid FROM workflows WHERE workflow_id = ?)",
                 );
                 args.push(SqlValue::Text(workflow_id.clone()));
             }
             DueScope::Tenant { tenant, org } => {
                 sql.push_str(
-                    " JOIN workflows w ON w.workflow_id = s.workflow_id \
+                    " JOIN workflows w ON w.wid = s.wid \
                      WHERE s.approval_status = 'pending' AND s.expires_at <= ? \
                      AND w.tenant = ? AND w.org = ?",
                 );
@@ -109,7 +109,7 @@ pub fn list_pending(
 ) -> Result<(Vec<PendingHold>, u64), StoreError> {
     // A hold past its expiry is never listed, even if no expiry pass has
     // reached it yet: every entry must be actionable.
-    let filter = "FROM workflow_steps s JOIN workflows w ON w.workflow_id = s.workflow_id \
+    let filter = "FROM workflow_steps s JOIN workflows w ON w.wid = s.wid \
                   WHERE s.approval_status = 'pending' AND s.expires_at > ?1 \
                   AND w.tenant = ?2 AND w.org = ?3 AND w.status = 'in_progress'";
     let count: i64 = conn

@@ -76,8 +76,9 @@ pub fn append(
         })?;
     tx.prepare_cached(
         "INSERT INTO audit_log (chain, seq, at, tenant, org, actor, kind, workflow_id, step_id,
-                                decision, reason, details, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                decision, reason, details, prev_hash, hash, wid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                 (SELECT wid FROM workflows WHERE workflow_id = ?8))",
     )
     .and_then(|mut stmt| {
         stmt.execute(rusqlite::params![
@@ -111,7 +112,7 @@ pub fn list(
     let mut conditions = String::from("chain = ?");
     let mut args = vec![SqlValue::Text(chain.to_owned())];
     if let Some(workflow_id) = &filter.workflow_id {
-        conditions.push_str(" AND workflow_id = ?");
+        conditions.push_str(" AND wid = (SELECT wid FROM workflows WHERE workflow_id = ?)");
         args.push(SqlValue::Text(workflow_id.clone()));
     }
     if let Some(kind) = &filter.kind {
@@ -241,20 +242,22 @@ fn since_text(since: OffsetDateTime) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::path::Path;
-
     use rusqlite::Connection;
     use serde_json::json;
     use time::macros::datetime;
 
     use super::*;
     use crate::audit::AuditKind;
-    use crate::store::migrations::migrate;
+    use crate::store::test_db;
     use crate::verdict::Verdict;
 
+    /// With the workflows `record` mentions registered, so their entries
+    /// get a wid.
     fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let conn = test_db::db();
+        for n in 0..3 {
+            test_db::add_workflow(&conn, &format!("wf_{n}"), "acme");
+        }
         conn
     }
 
@@ -471,5 +474,43 @@ mod tests {
             );
             assert_eq!(all, total, "{name}");
         }
+    }
+
+    #[test]
+    fn a_workflow_filter_never_matches_entries_of_no_known_workflow() {
+        let mut conn = db();
+        append_many(&mut conn, "acme", 3);
+        let tx = conn.transaction().unwrap();
+        for (n, workflow_id) in [(4, None), (5, Some("wf_unregistered"))] {
+            let mut entry = record("acme", n);
+            entry.workflow_id = workflow_id.map(Into::into);
+            append(&tx, "acme", entry).unwrap();
+        }
+        tx.commit().unwrap();
+        let wids: Vec<Option<i64>> = conn
+            .prepare("SELECT wid FROM audit_log WHERE seq > 3 ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(wids, [None, None], "no workflow row, no wid");
+        // An unknown id's wid subquery is NULL, and `wid = NULL` holds for
+        // no row, not even those whose wid is NULL.
+        for unknown in ["wf_unregistered", "wf_nope"] {
+            let filter = AuditFilter {
+                workflow_id: Some(unknown.into()),
+                ..AuditFilter::default()
+            };
+            let (entries, total) = list(&conn, "acme", &filter).unwrap();
+            assert_eq!((entries.len(), total), (0, 0), "{unknown}");
+        }
+        let filter = AuditFilter {
+            workflow_id: Some("wf_1".into()),
+            ..AuditFilter::default()
+        };
+        let (entries, _) = list(&conn, "acme", &filter).unwrap();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+        assert_eq!(verify_chain(&conn, "acme").unwrap(), valid(5));
     }
 }

@@ -135,7 +135,11 @@ pub fn list_checkpoints(
     conn: &Connection,
     workflow_id: &str,
 ) -> Result<Vec<CheckpointRow>, StoreError> {
-    query(conn, "workflow_id = ?1 ORDER BY step_index", [workflow_id])
+    query(
+        conn,
+        "wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) ORDER BY step_index",
+        [workflow_id],
+    )
 }
 
 /// The checkpoint `id` if it belongs to `workflow_id`.
@@ -146,7 +150,7 @@ pub fn find_checkpoint(
 ) -> Result<Option<CheckpointRow>, StoreError> {
     Ok(query(
         conn,
-        "workflow_id = ?1 AND id = ?2",
+        "wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) AND id = ?2",
         params![workflow_id, id],
     )?
     .pop())
@@ -159,7 +163,8 @@ pub fn last_resumable(
 ) -> Result<Option<CheckpointRow>, StoreError> {
     Ok(query(
         conn,
-        "workflow_id = ?1 AND is_resumable ORDER BY step_index DESC LIMIT 1",
+        "wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) AND is_resumable \
+         ORDER BY step_index DESC LIMIT 1",
         [workflow_id],
     )?
     .pop())
@@ -187,11 +192,12 @@ pub fn upsert_checkpoint(
 ) -> Result<i64, StoreError> {
     let to_text = |value: &Option<Value>| value.as_ref().map(Value::to_string);
     tx.prepare_cached(
-        "INSERT INTO checkpoints (workflow_id, step_id, step_index, step_type, step_name,
+        "INSERT INTO checkpoints (wid, workflow_id, step_id, step_index, step_type, step_name,
              gate_decision, gate_reason, policies_evaluated, policies_matched, step_input,
              tool_context, model, provider, tenant_id, org_id, client_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (workflow_id, step_id) DO UPDATE SET
+         VALUES ((SELECT wid FROM workflows WHERE workflow_id = ?1),
+                 ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         ON CONFLICT (wid, step_id) DO UPDATE SET
              step_index = excluded.step_index, step_type = excluded.step_type,
              step_name = excluded.step_name, gate_decision = excluded.gate_decision,
              gate_reason = excluded.gate_reason, policies_evaluated = excluded.policies_evaluated,

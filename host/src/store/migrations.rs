@@ -10,6 +10,10 @@
 //! error, not silently stored); timestamps are TEXT in the API's format
 //! (`2026-03-01T12:00:00.123456Z`), fixed width, so text order is time
 //! order; JSON is TEXT checked by `json_type`.
+//!
+//! A table's current shape is its last `CREATE TABLE` below: v2 rebuilt
+//! `workflows`, `workflow_steps` and `checkpoints` around the integer key
+//! `wid`, and added `wid` to `audit_log`.
 
 use std::path::Path;
 
@@ -172,8 +176,210 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 "#;
 
+/// Schema v2: an integer key, `wid`, for workflows, leading every index of
+/// their child tables. The API keeps `workflow_id`; the store turns it into
+/// `wid` with one probe of `workflows`' unique index
+/// (`(SELECT wid FROM workflows WHERE workflow_id = ?)`).
+///
+/// Why: `workflow_id` is `wf_<uuidv4>`, random, and every child index led
+/// with it, so each gate wrote about five random index leaf pages, and each
+/// commit copied every touched 4 KB page into the WAL (~25 KB a write job).
+/// `wid` grows with insertion order, so the rows of the workflows running
+/// now sit in the newest pages of each index, which a batch of gates shares.
+///
+/// How: SQLite's rebuild of a table (lang_altertable.html#otheralter),
+/// done with foreign keys ON, as the writer connection has them (the pragma
+/// cannot change inside the migration's transaction): the new tables are
+/// created as `*_new`, referencing each other, and filled; the old ones are
+/// dropped children first, so no drop deletes a row something still
+/// references; renaming the new ones rewrites the `REFERENCES` clauses that
+/// name them. The migration runs `PRAGMA foreign_key_check` before it
+/// commits ([`M::foreign_key_check`]).
+const V2: &str = r#"
+-- workflows: wid is the rowid, so it grows with insertion order; the
+-- public workflow_id becomes a unique column.
+CREATE TABLE workflows_new (
+    -- The store's key, never shown to clients. A rowid alias: new
+    -- workflows take the next value, so the child tables' indexes, which
+    -- lead with it, grow at their right-hand edge instead of being written
+    -- at random pages. Workflows are never deleted, so no wid is reused.
+    wid                INTEGER PRIMARY KEY,
+    workflow_id        TEXT NOT NULL UNIQUE,          -- wf_<uuidv4>, the API's id
+    tenant             TEXT NOT NULL,
+    org                TEXT NOT NULL,
+    workflow_name      TEXT NOT NULL,
+    source             TEXT NOT NULL,
+    status             TEXT NOT NULL
+        CHECK (status IN ('in_progress', 'completed', 'failed', 'aborted')),
+    -- Bumped by every fresh evaluation, reevaluations included (§4.1 step 9).
+    current_step_index INTEGER NOT NULL DEFAULT 0 CHECK (current_step_index >= 0),
+    total_steps        INTEGER,                       -- set when it ends
+    trace_id           TEXT,
+    metadata           TEXT NOT NULL DEFAULT '{}' CHECK (json_type(metadata) = 'object'),
+    failure_reason     TEXT,
+    abort_reason       TEXT,
+    -- Sums of what step completes reported (§2.5).
+    total_cost_usd     REAL NOT NULL DEFAULT 0,
+    total_tokens_in    INTEGER NOT NULL DEFAULT 0,
+    total_tokens_out   INTEGER NOT NULL DEFAULT 0,
+    started_at         TEXT NOT NULL,                 -- also the API's created_at
+    completed_at       TEXT                           -- set when it ends, cleared on revival
+) STRICT;
+-- v1's columns follow wid in v1's order. Existing workflows keep their
+-- order: each takes its old rowid as its wid.
+INSERT INTO workflows_new SELECT rowid, * FROM workflows ORDER BY rowid;
+
+-- workflow_steps: keyed by (wid, step_id). workflow_id stays, for reading
+-- rows back; every write derives wid from it, so the two agree.
+CREATE TABLE workflow_steps_new (
+    wid                   INTEGER NOT NULL REFERENCES workflows_new (wid),
+    workflow_id           TEXT NOT NULL,
+    step_id               TEXT NOT NULL,
+    step_index            INTEGER NOT NULL CHECK (step_index >= 1),
+    -- The request of the first gate, kept for idempotent-retry checks
+    -- (§4.1 step 6) and for re-running the gate on checkpoint resume.
+    step_type             TEXT NOT NULL,
+    step_name             TEXT,
+    model                 TEXT,
+    provider              TEXT,
+    step_input            TEXT NOT NULL DEFAULT '{}' CHECK (json_type(step_input) = 'object'),
+    tool_context          TEXT CHECK (tool_context IS NULL OR json_type(tool_context) = 'object'),
+    idempotency_key       TEXT,                       -- NULL = none recorded
+    estimated_tokens_in   INTEGER,                    -- gate estimates, when sent
+    estimated_tokens_out  INTEGER,
+    estimated_cost_usd    REAL,
+    -- The stored decision and what produced it.
+    decision              TEXT NOT NULL CHECK (decision IN ('allow', 'block', 'require_approval')),
+    decision_reason       TEXT,
+    policies_evaluated    TEXT NOT NULL DEFAULT '[]' CHECK (json_type(policies_evaluated) = 'array'),
+    policies_matched      TEXT NOT NULL DEFAULT '[]' CHECK (json_type(policies_matched) = 'array'),
+    last_decision         TEXT NOT NULL CHECK (last_decision IN ('allow', 'block', 'require_approval')),
+    gate_count            INTEGER NOT NULL DEFAULT 1 CHECK (gate_count >= 1),
+    first_attempt_at      TEXT NOT NULL,
+    gate_checked_at       TEXT NOT NULL,              -- last gate, cached ones too
+    -- The approval hold (§3.2).
+    approval_status       TEXT CHECK (approval_status IS NULL
+        OR approval_status IN ('pending', 'approved', 'rejected', 'expired')),
+    approval_id           TEXT,
+    approval_count        INTEGER NOT NULL DEFAULT 0, -- holds so far: the n-th id uses `#n`
+    approval_requested_at TEXT,                       -- hold start (pending list's created_at)
+    expires_at            TEXT,
+    approved_by           TEXT,                       -- approver, rejector or system:auto-expired
+    approved_at           TEXT,
+    approval_comment      TEXT,
+    -- Step completes (§2.5): the last one's values.
+    completion_count      INTEGER NOT NULL DEFAULT 0,
+    completed_at          TEXT,
+    output                TEXT CHECK (output IS NULL OR json_type(output) = 'object'),
+    tokens_in             INTEGER,
+    tokens_out            INTEGER,
+    cost_usd              REAL,
+    -- Both keys lead with wid: a gate's writes land next to those of the
+    -- other workflows running now.
+    PRIMARY KEY (wid, step_id),
+    -- New steps take the bumped current_step_index, which only grows.
+    UNIQUE (wid, step_index)
+) STRICT;
+-- v1's columns follow wid in v1's order. A step whose workflow is missing
+-- gets a NULL wid and fails the migration rather than being dropped.
+INSERT INTO workflow_steps_new
+    SELECT (SELECT w.wid FROM workflows_new w WHERE w.workflow_id = s.workflow_id), s.*
+    FROM workflow_steps s ORDER BY s.rowid;
+
+-- checkpoints: keyed by (wid, step_id). Ids go to clients, so they are
+-- copied as they are, and the AUTOINCREMENT counter with them: the new
+-- table starts from the old counter, not from the highest id left.
+CREATE TABLE checkpoints_new (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    wid                INTEGER NOT NULL,
+    workflow_id        TEXT NOT NULL,
+    step_id            TEXT NOT NULL,
+    step_index         INTEGER NOT NULL,
+    step_type          TEXT NOT NULL,
+    step_name          TEXT,
+    gate_decision      TEXT NOT NULL CHECK (gate_decision IN ('allow', 'block', 'require_approval')),
+    gate_reason        TEXT,
+    -- Derived, so they can never disagree with the decision.
+    checkpoint_type    TEXT GENERATED ALWAYS AS (CASE gate_decision
+        WHEN 'require_approval' THEN 'approval_boundary' ELSE 'step_gate' END) VIRTUAL,
+    is_resumable       INTEGER GENERATED ALWAYS AS (gate_decision <> 'block') VIRTUAL,
+    policies_evaluated TEXT NOT NULL DEFAULT '[]' CHECK (json_type(policies_evaluated) = 'array'),
+    policies_matched   TEXT NOT NULL DEFAULT '[]' CHECK (json_type(policies_matched) = 'array'),
+    step_input         TEXT NOT NULL DEFAULT '{}' CHECK (json_type(step_input) = 'object'),
+    tool_context       TEXT CHECK (tool_context IS NULL OR json_type(tool_context) = 'object'),
+    model              TEXT,
+    provider           TEXT,
+    resume_count       INTEGER NOT NULL DEFAULT 0,
+    last_resumed_at    TEXT,
+    tenant_id          TEXT NOT NULL,
+    org_id             TEXT NOT NULL,
+    client_id          TEXT NOT NULL,                 -- the gate's actor
+    created_at         TEXT NOT NULL,
+    UNIQUE (wid, step_id),
+    FOREIGN KEY (wid, step_id) REFERENCES workflow_steps_new (wid, step_id)
+) STRICT;
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'checkpoints_new', seq FROM sqlite_sequence WHERE name = 'checkpoints';
+INSERT INTO checkpoints_new (id, wid, workflow_id, step_id, step_index, step_type, step_name,
+        gate_decision, gate_reason, policies_evaluated, policies_matched, step_input,
+        tool_context, model, provider, resume_count, last_resumed_at, tenant_id, org_id,
+        client_id, created_at)
+    SELECT c.id, (SELECT w.wid FROM workflows_new w WHERE w.workflow_id = c.workflow_id),
+        c.workflow_id, c.step_id, c.step_index, c.step_type, c.step_name, c.gate_decision,
+        c.gate_reason, c.policies_evaluated, c.policies_matched, c.step_input, c.tool_context,
+        c.model, c.provider, c.resume_count, c.last_resumed_at, c.tenant_id, c.org_id,
+        c.client_id, c.created_at
+    FROM checkpoints c ORDER BY c.id;
+
+-- Children first: nothing references a table when it is dropped. Dropping
+-- a table drops its indexes and its sqlite_sequence row; renaming moves
+-- the new one's row and rewrites the REFERENCES naming it.
+DROP TABLE checkpoints;
+DROP TABLE workflow_steps;
+DROP TABLE workflows;
+ALTER TABLE workflows_new RENAME TO workflows;
+ALTER TABLE workflow_steps_new RENAME TO workflow_steps;
+ALTER TABLE checkpoints_new RENAME TO checkpoints;
+
+-- v1's indexes, on the rebuilt tables.
+-- The list: tenant+org, newest first, ties by id (§2.3).
+CREATE INDEX workflows_list ON workflows (tenant, org, started_at DESC, workflow_id);
+-- The concurrency limit counts a tenant's running workflows (§2.1).
+CREATE INDEX workflows_running ON workflows (tenant) WHERE status = 'in_progress';
+CREATE INDEX workflows_trace ON workflows (tenant, org, trace_id) WHERE trace_id IS NOT NULL;
+-- "A workflow has at most one pending step" (§3.2), enforced, and the
+-- index that finds it; by wid like the table's keys.
+CREATE UNIQUE INDEX workflow_steps_one_pending ON workflow_steps (wid)
+    WHERE approval_status = 'pending';
+-- Pending approvals, newest hold first (§2.12), and the expiry sweeper (§3.2).
+CREATE INDEX workflow_steps_pending_newest ON workflow_steps (approval_requested_at DESC)
+    WHERE approval_status = 'pending';
+CREATE INDEX workflow_steps_pending_expiry ON workflow_steps (expires_at)
+    WHERE approval_status = 'pending';
+-- Listing by step_index, and "the resumable one with the highest index".
+CREATE INDEX checkpoints_by_index ON checkpoints (wid, step_index);
+
+-- audit_log: each entry about a workflow also records its wid, and the
+-- per-workflow index leads with it after the chain. No foreign key: the
+-- trail must outlive what it mentions. The hash covers the API's fields
+-- only, so wid changes no hash. Filling wid in for the old entries is an
+-- UPDATE, which the append-only trigger refuses: it is dropped for the
+-- backfill and created again, as v1 had it, in the same transaction.
+ALTER TABLE audit_log ADD COLUMN wid INTEGER;
+DROP TRIGGER audit_log_no_update;
+UPDATE audit_log
+    SET wid = (SELECT w.wid FROM workflows w WHERE w.workflow_id = audit_log.workflow_id)
+    WHERE workflow_id IS NOT NULL;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+DROP INDEX audit_log_by_workflow;
+CREATE INDEX audit_log_by_workflow ON audit_log (chain, wid, seq)
+    WHERE wid IS NOT NULL;
+"#;
+
 /// Every schema version in order; index 0 takes an empty database to v1.
-const MIGRATIONS: &[M<'static>] = &[M::up(V1)];
+/// v2 rebuilds tables, so it checks foreign keys before committing.
+const MIGRATIONS: &[M<'static>] = &[M::up(V1), M::up(V2).foreign_key_check()];
 
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -230,24 +436,262 @@ mod tests {
     use std::path::Path;
 
     use rusqlite::Connection;
+    use rusqlite::types::Value;
 
     use super::*;
 
     /// Data as it looked at one schema version, seeded before upgrading
-    /// from it and checked afterwards. Adding v2: add `from: 1` seeding v1
-    /// rows, with a query proving they survived.
+    /// from it and checked afterwards. Beyond `survived`, the upgrade test
+    /// checks that every table of the old version still holds every value
+    /// it had, under the same column names. Adding v3: add `from: 2`
+    /// seeding v2 rows.
     struct Fixture {
         from: usize,
-        seed: &'static str,
-        /// A query returning one integer that must be 1 after the upgrade.
-        survived: &'static str,
+        /// Writes rows as that version stores them.
+        seed: fn(&Connection),
+        /// Checks, at the latest version, what the upgrade must have done
+        /// beyond keeping the values.
+        survived: fn(&mut Connection),
     }
 
-    const FIXTURES: &[Fixture] = &[Fixture {
-        from: 0,
-        seed: "",
-        survived: "SELECT 1",
-    }];
+    const FIXTURES: &[Fixture] = &[
+        Fixture {
+            from: 0,
+            seed: |_| {},
+            survived: |_| {},
+        },
+        Fixture {
+            from: 1,
+            seed: v1::seed,
+            survived: v1::survived,
+        },
+    ];
+
+    /// A v1 database in use: two workflows (`wf_b` registered first), two
+    /// steps of `wf_a`, one held for approval, a checkpoint, and an audit
+    /// chain mentioning both workflows and a policy.
+    mod v1 {
+        use rusqlite::Connection;
+        use serde_json::json;
+
+        use crate::audit::{AuditEntry, AuditRecord, GENESIS_HASH};
+        use crate::store::checkpoints::{self, CheckpointOwner};
+        use crate::store::steps::{self, StepRow};
+        use crate::store::{StoreWrite, audit};
+        use crate::verdict::Verdict;
+
+        /// Entries of the `acme` chain: (workflow, kind).
+        const AUDIT: [(Option<&str>, &str); 4] = [
+            (Some("wf_b"), "workflow_created"),
+            (Some("wf_a"), "workflow_created"),
+            (None, "policy_loaded"),
+            (Some("wf_a"), "step_gate"),
+        ];
+
+        pub(super) fn seed(conn: &Connection) {
+            conn.execute_batch(
+                r#"
+                INSERT INTO workflows (workflow_id, tenant, org, workflow_name, source, status,
+                    current_step_index, trace_id, metadata, total_cost_usd, total_tokens_in,
+                    total_tokens_out, started_at)
+                VALUES ('wf_b', 'acme', 'default', 'older', 'langgraph', 'in_progress',
+                        0, NULL, '{}', 0, 0, 0, '2026-03-01T12:00:00.000000Z'),
+                       ('wf_a', 'acme', 'default', 'newer', 'external', 'in_progress',
+                        2, 'trace-1', '{"team":"x"}', 0.25, 100, 50,
+                        '2026-03-01T12:00:01.000000Z');
+                INSERT INTO workflow_steps (workflow_id, step_id, step_index, step_type, step_name,
+                    model, step_input, decision, decision_reason, policies_evaluated,
+                    last_decision, gate_count, first_attempt_at, gate_checked_at,
+                    completion_count, completed_at, output, tokens_in, tokens_out, cost_usd)
+                VALUES ('wf_a', 's1', 1, 'llm_call', 'draft', 'gpt', '{"prompt":"hi"}', 'allow',
+                        NULL, '[{"policy":"p"}]', 'allow', 2, '2026-03-01T12:00:02.000000Z',
+                        '2026-03-01T12:00:03.000000Z', 1, '2026-03-01T12:00:04.000000Z',
+                        '{"text":"ok"}', 100, 50, 0.25);
+                INSERT INTO workflow_steps (workflow_id, step_id, step_index, step_type,
+                    decision, decision_reason, last_decision, first_attempt_at, gate_checked_at,
+                    approval_status, approval_id, approval_count, approval_requested_at,
+                    expires_at)
+                VALUES ('wf_a', 's2', 2, 'tool_call', 'require_approval', 'needs a human',
+                        'require_approval', '2026-03-01T12:00:05.000000Z',
+                        '2026-03-01T12:00:05.000000Z', 'pending', 'apr_1#1', 1,
+                        '2026-03-01T12:00:05.000000Z', '2026-03-01T13:00:05.000000Z');
+                INSERT INTO checkpoints (workflow_id, step_id, step_index, step_type, step_name,
+                    gate_decision, policies_evaluated, step_input, model, resume_count,
+                    last_resumed_at, tenant_id, org_id, client_id, created_at)
+                VALUES ('wf_a', 's1', 1, 'llm_call', 'draft', 'allow', '[{"policy":"p"}]',
+                        '{"prompt":"hi"}', 'gpt', 1, '2026-03-01T12:00:06.000000Z', 'acme',
+                        'default', 'alice', '2026-03-01T12:00:02.000000Z');
+                -- Hands out id 2, then loses it: the counter (2) is ahead of
+                -- the highest id left (1), and id 2 must never come back.
+                INSERT INTO checkpoints (workflow_id, step_id, step_index, step_type,
+                    gate_decision, tenant_id, org_id, client_id, created_at)
+                VALUES ('wf_a', 's2', 2, 'tool_call', 'require_approval', 'acme', 'default',
+                        'alice', '2026-03-01T12:00:05.000000Z');
+                DELETE FROM checkpoints WHERE id = 2;
+                "#,
+            )
+            .unwrap();
+            // The chain, hashed as append does, stored in v1's columns
+            // from the entries as the API shows them.
+            let mut chain: Vec<AuditEntry> = Vec::new();
+            for (seq, (workflow_id, kind)) in (1..).zip(AUDIT) {
+                let prev_hash = chain.last().map_or(GENESIS_HASH, |entry| &entry.hash);
+                let entry = AuditRecord {
+                    at: format!("2026-03-01T12:00:0{seq}.000000Z"),
+                    tenant: "acme".into(),
+                    org: "default".into(),
+                    actor: "alice".into(),
+                    kind: kind.into(),
+                    workflow_id: workflow_id.map(Into::into),
+                    step_id: (kind == "step_gate").then(|| "s1".into()),
+                    decision: (kind == "step_gate").then_some(Verdict::Allow),
+                    reason: None,
+                    details: json!({"n": seq}).as_object().cloned().unwrap(),
+                }
+                .seal(seq, prev_hash);
+                chain.push(entry);
+            }
+            conn.execute(
+                "INSERT INTO audit_log (chain, seq, at, tenant, org, actor, kind, workflow_id,
+                     step_id, decision, reason, details, prev_hash, hash)
+                 SELECT e ->> 'tenant', e ->> 'seq', e ->> 'at', e ->> 'tenant', e ->> 'org',
+                     e ->> 'actor', e ->> 'kind', e ->> 'workflow_id', e ->> 'step_id',
+                     e ->> 'decision', e ->> 'reason', e -> 'details', e ->> 'prev_hash',
+                     e ->> 'hash'
+                 FROM (SELECT value AS e FROM json_each(?1))",
+                [serde_json::to_string(&chain).unwrap()],
+            )
+            .unwrap();
+        }
+
+        fn ints(conn: &Connection, sql: &str) -> Vec<i64> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            stmt.query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        }
+
+        pub(super) fn survived(conn: &mut Connection) {
+            // wid follows registration order, not the text of the id.
+            let order: Vec<String> = {
+                let mut stmt = conn
+                    .prepare("SELECT workflow_id FROM workflows ORDER BY wid")
+                    .unwrap();
+                stmt.query_map([], |row| row.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap()
+            };
+            assert_eq!(order, ["wf_b", "wf_a"]);
+            // Every row's wid is its own workflow's, audit entries
+            // included; entries about no workflow have none.
+            for table in ["workflow_steps", "checkpoints", "audit_log"] {
+                let mismatched = ints(
+                    conn,
+                    &format!(
+                        "SELECT count(*) FROM {table} t WHERE t.wid IS NOT \
+                         (SELECT w.wid FROM workflows w WHERE w.workflow_id = t.workflow_id)"
+                    ),
+                );
+                assert_eq!(mismatched, [0], "{table}");
+            }
+            assert_eq!(
+                ints(
+                    conn,
+                    "SELECT seq FROM audit_log WHERE wid IS NOT NULL ORDER BY seq"
+                ),
+                [1, 2, 4]
+            );
+
+            // The store reads the migrated rows through wid.
+            let held = steps::find_step(conn, "wf_a", "s2").unwrap().unwrap();
+            assert_eq!(held.approval_status.as_deref(), Some("pending"));
+            assert_eq!(steps::count_steps(conn, "wf_a").unwrap(), 2);
+            let checkpoint = checkpoints::last_resumable(conn, "wf_a").unwrap().unwrap();
+            assert_eq!((checkpoint.id, checkpoint.resume_count), (1, 1));
+
+            // The chain still verifies: wid is not part of the hash.
+            let report = audit::verify_chain(conn, "acme").unwrap();
+            assert!(report.valid && report.entries_checked == 4, "{report:?}");
+            let (entries, total) = audit::list(
+                conn,
+                "acme",
+                &audit::AuditFilter {
+                    workflow_id: Some("wf_a".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(total, 2);
+            assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 4]);
+            // The trigger dropped for the backfill is back.
+            let error = conn
+                .execute("UPDATE audit_log SET reason = 'x'", [])
+                .unwrap_err();
+            assert!(error.to_string().contains("append-only"), "{error}");
+
+            // New writes: a checkpoint takes an id past the old counter,
+            // never the lost id 2, and the chain grows on its old head.
+            let tx = conn.transaction().unwrap();
+            let mut step = StepRow::new(
+                "wf_a",
+                "s3",
+                3,
+                Verdict::Allow,
+                "2026-03-01T12:01:00.000000Z",
+            );
+            step.step_type = "llm_call".into();
+            step.gate_count = 1;
+            tx.save_step(&step).unwrap();
+            let owner = CheckpointOwner {
+                tenant: "acme",
+                org: "default",
+                actor: "alice",
+                at: "2026-03-01T12:01:00.000000Z",
+            };
+            assert_eq!(tx.upsert_checkpoint(&step, owner).unwrap(), 3);
+            let mut record = audit::list(&tx, "acme", &Default::default()).unwrap().0[3]
+                .record
+                .clone();
+            record.at = "2026-03-01T12:01:00.000000Z".into();
+            assert_eq!(tx.append_audit("acme", record).unwrap().seq, 5);
+            assert!(audit::verify_chain(&tx, "acme").unwrap().valid);
+            tx.commit().unwrap();
+        }
+    }
+
+    /// Every row of every table, by table, all columns, in a fixed order.
+    fn contents(conn: &Connection) -> Vec<(String, Vec<String>, Vec<Vec<Value>>)> {
+        tables(conn)
+            .into_iter()
+            .map(|table| {
+                let stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+                let columns: Vec<String> =
+                    stmt.column_names().into_iter().map(String::from).collect();
+                let rows = rows_of(conn, &table, &columns);
+                (table, columns, rows)
+            })
+            .collect()
+    }
+
+    /// `columns` of every row of `table`, ordered by all of them.
+    fn rows_of(conn: &Connection, table: &str, columns: &[String]) -> Vec<Vec<Value>> {
+        let order: Vec<String> = (1..=columns.len()).map(|i| i.to_string()).collect();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {} FROM {table} ORDER BY {}",
+                columns.join(", "),
+                order.join(", ")
+            ))
+            .unwrap();
+        stmt.query_map([], |row| {
+            (0..columns.len()).map(|i| row.get::<_, Value>(i)).collect()
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
 
     fn tables(conn: &Connection) -> Vec<String> {
         let mut stmt = conn
@@ -292,8 +736,11 @@ mod tests {
         );
         for fixture in FIXTURES {
             let mut conn = Connection::open_in_memory().unwrap();
+            // As the writer connection runs migrations (`configure_writer`).
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
             migrations().to_version(&mut conn, fixture.from).unwrap();
-            conn.execute_batch(fixture.seed).unwrap();
+            (fixture.seed)(&conn);
+            let before = contents(&conn);
             migrate(&mut conn, Path::new("db")).unwrap();
             assert_eq!(
                 user_version(&conn).unwrap(),
@@ -301,14 +748,21 @@ mod tests {
                 "from v{}",
                 fixture.from
             );
-            let survived: i64 = conn.query_row(fixture.survived, [], |r| r.get(0)).unwrap();
-            assert_eq!(survived, 1, "data of v{} lost", fixture.from);
+            for (table, columns, rows) in before {
+                assert_eq!(
+                    rows_of(&conn, &table, &columns),
+                    rows,
+                    "{table} from v{}",
+                    fixture.from
+                );
+            }
             let fk_violations: i64 = conn
                 .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
                     r.get(0)
                 })
                 .unwrap();
             assert_eq!(fk_violations, 0, "from v{}", fixture.from);
+            (fixture.survived)(&mut conn);
         }
     }
 

@@ -16,6 +16,16 @@
 //! commit, so an acknowledged change survives `kill -9` (and, with
 //! `synchronous=FULL`, a power cut). Reads go through [`Store::read`].
 //!
+//! Inside the database a workflow's rows are keyed by `wid`, an integer
+//! that grows with insertion order (schema v2), not by the random public
+//! `workflow_id`: a gate's writes then land in the newest index pages
+//! instead of random ones, and each commit writes fewer pages to the WAL.
+//! The functions still take `workflow_id`; their SQL turns it into `wid`
+//! with `wid = (SELECT wid FROM workflows WHERE workflow_id = ?)`, one probe
+//! of `workflows`' unique index, and fills `wid` the same way on insert. An
+//! unknown `workflow_id` gives NULL, which equals no row, so nothing
+//! matches.
+//!
 //! The domain sees the store through two traits, [`StoreRead`] and
 //! [`StoreWrite`] (module `backend`): the gate, approval and resume rules
 //! and the handlers call only their methods. A later backend (PostgreSQL)
@@ -29,8 +39,12 @@ mod backend;
 pub mod checkpoints;
 mod error;
 mod migrations;
+#[cfg(test)]
+mod query_plans;
 mod readers;
 pub mod steps;
+#[cfg(test)]
+mod test_db;
 pub mod workflows;
 mod writer;
 

@@ -230,7 +230,8 @@ pub fn find_step(
 ) -> Result<Option<StepRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM workflow_steps WHERE workflow_id = ?1 AND step_id = ?2"
+            "SELECT {COLUMNS} FROM workflow_steps
+             WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) AND step_id = ?2"
         ))
         .context("reading a step")?;
     let mut rows = stmt
@@ -246,7 +247,8 @@ pub fn find_step(
 pub fn list_steps(conn: &Connection, workflow_id: &str) -> Result<Vec<StepRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM workflow_steps WHERE workflow_id = ?1 ORDER BY step_index"
+            "SELECT {COLUMNS} FROM workflow_steps
+             WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) ORDER BY step_index"
         ))
         .context("listing steps")?;
     let mut rows = stmt.query([workflow_id]).context("listing steps")?;
@@ -259,9 +261,12 @@ pub fn list_steps(conn: &Connection, workflow_id: &str) -> Result<Vec<StepRow>, 
 
 /// How many steps the workflow has (every step gated at least once).
 pub fn count_steps(conn: &Connection, workflow_id: &str) -> Result<u32, StoreError> {
-    conn.prepare_cached("SELECT count(*) FROM workflow_steps WHERE workflow_id = ?1")
-        .and_then(|mut stmt| stmt.query_row([workflow_id], |row| row.get(0)))
-        .context("counting steps")
+    conn.prepare_cached(
+        "SELECT count(*) FROM workflow_steps
+         WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1)",
+    )
+    .and_then(|mut stmt| stmt.query_row([workflow_id], |row| row.get(0)))
+    .context("counting steps")
 }
 
 /// The first step of the workflow whose approval is in one of `statuses`.
@@ -274,7 +279,9 @@ pub fn step_with_approval(
     let mut stmt = conn
         .prepare_cached(
             "SELECT step_id, approval_status FROM workflow_steps
-             WHERE workflow_id = ?1 AND approval_status IS NOT NULL ORDER BY step_index",
+             WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1)
+               AND approval_status IS NOT NULL
+             ORDER BY step_index",
         )
         .context("finding held steps")?;
     let rows: Vec<(String, String)> = stmt
@@ -296,8 +303,9 @@ pub fn save_step(tx: &Transaction, step: &StepRow) -> Result<(), StoreError> {
         .map(|column| format!("{column} = excluded.{column}"))
         .collect();
     let sql = format!(
-        "INSERT INTO workflow_steps ({COLUMNS}) VALUES ({}) \
-         ON CONFLICT (workflow_id, step_id) DO UPDATE SET {}",
+        "INSERT INTO workflow_steps (wid, {COLUMNS}) \
+         VALUES ((SELECT wid FROM workflows WHERE workflow_id = ?1), {}) \
+         ON CONFLICT (wid, step_id) DO UPDATE SET {}",
         placeholders.join(", "),
         updates.join(", ")
     );
@@ -344,4 +352,94 @@ pub fn save_step(tx: &Transaction, step: &StepRow) -> Result<(), StoreError> {
         })
         .context("writing a step")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::approvals::{self, DueScope};
+    use crate::store::checkpoints::{self, CheckpointOwner};
+    use crate::store::test_db;
+
+    const AT: &str = "2026-03-01T12:00:00.000000Z";
+
+    /// A step as a first gate writes it.
+    fn gated(workflow_id: &str, step_id: &str, index: u32, decision: Verdict) -> StepRow {
+        let mut step = StepRow::new(workflow_id, step_id, index, decision, AT);
+        step.step_type = "llm_call".into();
+        step.gate_count = 1;
+        step
+    }
+
+    #[test]
+    fn a_step_is_found_only_under_its_own_workflow() {
+        let mut conn = test_db::db();
+        test_db::add_workflow(&conn, "wf_a", "acme");
+        test_db::add_workflow(&conn, "wf_b", "acme");
+        let mut held = gated("wf_a", "s1", 1, Verdict::RequireApproval);
+        held.approval_status = Some("pending".into());
+        held.expires_at = Some("2026-03-01T13:00:00.000000Z".into());
+        let owner = CheckpointOwner {
+            tenant: "acme",
+            org: "default",
+            actor: "alice",
+            at: AT,
+        };
+        let tx = conn.transaction().unwrap();
+        save_step(&tx, &held).unwrap();
+        let checkpoint = checkpoints::upsert_checkpoint(&tx, &held, owner).unwrap();
+        tx.commit().unwrap();
+
+        let later = "2026-03-01T14:00:00.000000Z";
+        assert_eq!(
+            find_step(&conn, "wf_a", "s1").unwrap().as_ref(),
+            Some(&held)
+        );
+        assert_eq!(count_steps(&conn, "wf_a").unwrap(), 1);
+        let due = DueScope::Workflow("wf_a".into());
+        assert!(approvals::any_due(&conn, &due, later).unwrap());
+        // Another workflow's id, and one no workflow has: its wid
+        // subquery gives NULL, and `wid = NULL` holds for no row.
+        for other in ["wf_b", "wf_unknown"] {
+            assert_eq!(find_step(&conn, other, "s1").unwrap(), None, "{other}");
+            assert!(list_steps(&conn, other).unwrap().is_empty(), "{other}");
+            assert_eq!(count_steps(&conn, other).unwrap(), 0, "{other}");
+            let pending = step_with_approval(&conn, other, &["pending"]).unwrap();
+            assert_eq!(pending, None, "{other}");
+            let due = DueScope::Workflow(other.into());
+            assert!(!approvals::any_due(&conn, &due, later).unwrap(), "{other}");
+            assert!(
+                checkpoints::list_checkpoints(&conn, other)
+                    .unwrap()
+                    .is_empty()
+            );
+            let found = checkpoints::find_checkpoint(&conn, other, checkpoint).unwrap();
+            assert_eq!(found, None, "{other}");
+            assert_eq!(checkpoints::last_resumable(&conn, other).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn saving_a_step_again_updates_it_in_place() {
+        let mut conn = test_db::db();
+        test_db::add_workflow(&conn, "wf_a", "acme");
+        let mut step = gated("wf_a", "s1", 1, Verdict::Allow);
+        let tx = conn.transaction().unwrap();
+        save_step(&tx, &step).unwrap();
+        step.gate_count = 2;
+        step.decision = Verdict::Block;
+        save_step(&tx, &step).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(list_steps(&conn, "wf_a").unwrap(), [step]);
+    }
+
+    #[test]
+    fn a_step_of_an_unknown_workflow_is_refused() {
+        let mut conn = test_db::db();
+        let tx = conn.transaction().unwrap();
+        let error = save_step(&tx, &gated("wf_unknown", "s1", 1, Verdict::Allow)).unwrap_err();
+        assert!(error.to_string().contains("NOT NULL"), "{error}");
+    }
 }
