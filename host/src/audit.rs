@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::canonical;
 use crate::verdict::Verdict;
 
 /// The `prev_hash` of the first entry of every chain: 64 zeros.
@@ -66,15 +67,6 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-/// The part of an entry that is hashed: everything but the two hashes.
-/// Borrowed, so hashing never clones `details`.
-#[derive(Serialize)]
-struct Hashed<'a> {
-    seq: u64,
-    #[serde(flatten)]
-    record: &'a AuditRecord,
-}
-
 /// Lowercase hex SHA-256 of `prev_hash` (UTF-8) followed by the RFC 8785
 /// (JCS) JSON of `entry` without its `hash` and `prev_hash`.
 ///
@@ -82,16 +74,46 @@ struct Hashed<'a> {
 /// any implementation (a PostgreSQL backend, an external auditor) that
 /// re-serialises an entry gets the same hash.
 pub fn hash_entry(prev_hash: &str, entry: &AuditEntry) -> String {
-    let hashed = Hashed {
-        seq: entry.seq,
-        record: &entry.record,
+    let record = &entry.record;
+    // The members in JCS order (their keys are ASCII, so byte order);
+    // optional ones are left out when absent. Written by hand rather than
+    // through serde: see `crate::canonical`.
+    let mut text = Vec::with_capacity(1024);
+    let key = |text: &mut Vec<u8>, key: &str| {
+        text.push(if text.is_empty() { b'{' } else { b',' });
+        canonical::write_str(text, key);
+        text.push(b':');
     };
-    // Cannot fail: JCS refuses only non-finite numbers, and the fields are
-    // strings, integers, a verdict and JSON values, which are always finite.
-    let canonical = serde_json_canonicalizer::to_vec(&hashed).unwrap_or_default();
+    let string = |text: &mut Vec<u8>, name: &str, value: &str| {
+        key(text, name);
+        canonical::write_str(text, value);
+    };
+    string(&mut text, "actor", &record.actor);
+    string(&mut text, "at", &record.at);
+    if let Some(decision) = record.decision {
+        string(&mut text, "decision", decision.as_str());
+    }
+    key(&mut text, "details");
+    canonical::write_object(&mut text, &record.details);
+    string(&mut text, "kind", &record.kind);
+    string(&mut text, "org", &record.org);
+    if let Some(reason) = &record.reason {
+        string(&mut text, "reason", reason);
+    }
+    // A chain position is far below 2^53, where doubles stop being exact.
+    key(&mut text, "seq");
+    canonical::write_f64(&mut text, entry.seq as f64);
+    if let Some(step_id) = &record.step_id {
+        string(&mut text, "step_id", step_id);
+    }
+    string(&mut text, "tenant", &record.tenant);
+    if let Some(workflow_id) = &record.workflow_id {
+        string(&mut text, "workflow_id", workflow_id);
+    }
+    text.push(b'}');
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
-    hasher.update(&canonical);
+    hasher.update(&text);
     hex::encode(hasher.finalize())
 }
 
@@ -279,6 +301,60 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+        }
+    }
+
+    /// The hash as contract §7 defines it, through the JCS crate: what
+    /// [`hash_entry`] must agree with byte for byte.
+    fn reference_hash(prev_hash: &str, entry: &AuditEntry) -> String {
+        #[derive(Serialize)]
+        struct Hashed<'a> {
+            seq: u64,
+            #[serde(flatten)]
+            record: &'a AuditRecord,
+        }
+        let hashed = Hashed {
+            seq: entry.seq,
+            record: &entry.record,
+        };
+        let text = serde_json_canonicalizer::to_vec(&hashed).unwrap_or_default();
+        hex::encode(
+            Sha256::new()
+                .chain_update(prev_hash)
+                .chain_update(text)
+                .finalize(),
+        )
+    }
+
+    #[test]
+    fn entry_hashes_agree_with_the_jcs_of_the_whole_entry() {
+        let full = record(3);
+        let bare = AuditRecord {
+            workflow_id: None,
+            step_id: None,
+            decision: None,
+            reason: None,
+            details: Map::new(),
+            ..record(4)
+        };
+        let odd = AuditRecord {
+            actor: "\u{e9}ve \"q\"\n".into(),
+            reason: Some("\u{1f600} \u{ffff} / \\".into()),
+            decision: Some(Verdict::RequireApproval),
+            details: json!({"cost_usd": 1.0, "tokens": 12_u64, "tiny": 1e-7, "big": 1e21,
+                             "\u{e000}": [1, {"b": null, "a": true}], "\u{10000}": "x",
+                             "policies_evaluated": [{"policy_id": "global/pii", "duration_ms": 0.125}]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..record(5)
+        };
+        for (n, record) in [full, bare, odd].into_iter().enumerate() {
+            for seq in [1, 9, 10, 12_345, 9_007_199_254_740_000] {
+                let prev = format!("{n:064}");
+                let entry = record.clone().seal(seq, &prev);
+                assert_eq!(entry.hash, reference_hash(&prev, &entry), "{n} {seq}");
+            }
         }
     }
 

@@ -35,6 +35,7 @@ pub mod api;
 pub mod approval;
 pub mod audit;
 pub mod auth;
+pub mod canonical;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -102,7 +102,7 @@ pub fn approval_id(workflow_id: &str, step_id: &str, n: u32) -> String {
 /// RFC 8785 text of a JSON value: equal for equal values, whatever the key
 /// order they were sent in.
 pub fn canonical(value: &Value) -> String {
-    serde_json_canonicalizer::to_string(value).unwrap_or_else(|_| value.to_string())
+    crate::canonical::to_string(value)
 }
 
 /// Lowercase hex SHA-256 of the canonical JSON of `value`.
