@@ -5,17 +5,16 @@
 //!
 //! Expiring writes, but almost every request finds nothing due. A request
 //! that writes anyway applies the expiries in the same writer job as its
-//! own change ([`AppState::write_after_expiry`]); one that only reads
-//! probes the pending-expiry index in the same read as its own
-//! ([`AppState::read_after_expiry`]), and only a hit queues a write job,
-//! which finds the due holds again inside its transaction. Either way the
-//! common case costs no extra trip to another thread.
+//! own change ([`AppState::write_after_expiry`]). Otherwise a read
+//! connection probes the pending-expiry index first (the gate does it in
+//! the same read as its own), and only a hit queues a write job, which
+//! finds the due holds again inside its transaction.
 
 use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Transaction;
 
 use super::{ApiError, AppState};
 use crate::approval::{self, ExpiredHold};
@@ -82,37 +81,6 @@ impl AppState {
             .map_err(|error| ApiError::internal(EXPIRY_FAILED, error))?;
         self.note_expired(&expired);
         Ok(result)
-    }
-
-    /// Runs `read` on one read connection after checking, in the same read,
-    /// that `workflow_id` has no approval due to expire. When one is due it
-    /// is expired on the writer and `read` runs again on the new state.
-    pub async fn read_after_expiry<T, F>(&self, workflow_id: &str, read: F) -> Result<T, ApiError>
-    where
-        F: Fn(&Connection) -> Result<T, StoreError> + Send + Sync + 'static,
-        T: Send + 'static,
-    {
-        let read = std::sync::Arc::new(read);
-        let probe = DueScope::Workflow(workflow_id.to_owned());
-        let first = std::sync::Arc::clone(&read);
-        let found = self
-            .store
-            .read_async(move |conn| {
-                if conn.any_due(&probe, &clock::now_rfc3339())? {
-                    return Ok(None);
-                }
-                first(conn).map(Some)
-            })
-            .await
-            .map_err(|error| ApiError::internal(EXPIRY_FAILED, error))?;
-        if let Some(found) = found {
-            return Ok(found);
-        }
-        self.expire_due(workflow_id).await?;
-        self.store
-            .read_async(move |conn| read(conn))
-            .await
-            .map_err(|error| ApiError::internal(EXPIRY_FAILED, error))
     }
 
     fn note_expired(&self, expired: &[ExpiredHold]) {

@@ -144,13 +144,14 @@ pub async fn gate_step(
     };
 
     let _serialised = state.lock_gates(&call.workflow_id).await;
-    let runs = match prepare(&state, &call, true).await? {
-        Prepared::Ready(runs) => runs,
-        Prepared::ExpiryDue => {
-            state.expire_due(&call.workflow_id).await?;
-            match prepare(&state, &call, false).await? {
-                Prepared::Ready(runs) => runs,
-                Prepared::ExpiryDue => None,
+    // The second pass does not probe, so it always ends the loop.
+    let mut probe = true;
+    let runs = loop {
+        match prepare(&state, &call, probe).await? {
+            Prepared::Ready(runs) => break runs,
+            Prepared::ExpiryDue => {
+                state.expire_due(&call.workflow_id).await?;
+                probe = false;
             }
         }
     };
