@@ -312,7 +312,7 @@ pub async fn complete_step(
             step.tokens_in = tokens_in.or(step.tokens_in);
             step.tokens_out = tokens_out.or(step.tokens_out);
             step.cost_usd = cost_usd.or(step.cost_usd);
-            tx.save_step(&step)?;
+            tx.save_completion(&step)?;
             tx.add_totals(
                 &workflow_id,
                 tokens_in.unwrap_or(0),

@@ -115,6 +115,9 @@ pub trait StoreWrite: StoreRead {
     ) -> Result<(), StoreError>;
     /// Writes the whole step, inserting or replacing it.
     fn save_step(&self, step: &StepRow) -> Result<(), StoreError>;
+    /// Writes a step complete's columns of a stored step: completion count
+    /// and time, output, usage.
+    fn save_completion(&self, step: &StepRow) -> Result<(), StoreError>;
     /// Upserts the step's checkpoint; returns its id.
     fn upsert_checkpoint(&self, step: &StepRow, owner: CheckpointOwner) -> Result<i64, StoreError>;
     /// Counts a resume from checkpoint `id`; returns the new count.
@@ -275,6 +278,9 @@ impl StoreWrite for Transaction<'_> {
     }
     fn save_step(&self, step: &StepRow) -> Result<(), StoreError> {
         steps::save_step(self, step)
+    }
+    fn save_completion(&self, step: &StepRow) -> Result<(), StoreError> {
+        steps::save_completion(self, step)
     }
     fn upsert_checkpoint(&self, step: &StepRow, owner: CheckpointOwner) -> Result<i64, StoreError> {
         checkpoints::upsert_checkpoint(self, step, owner)

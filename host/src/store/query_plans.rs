@@ -84,6 +84,11 @@ const OPERATIONS: &[(&str, Operation, &str)] = &[
         "SEARCH workflows USING COVERING INDEX sqlite_autoindex_workflows_1 (workflow_id=?)",
     ),
     (
+        "save completion",
+        |tx| tx.save_completion(&step()).unwrap(),
+        "SEARCH workflow_steps USING INDEX sqlite_autoindex_workflow_steps_1 (wid=? AND step_id=?)",
+    ),
+    (
         "upsert checkpoint",
         |tx| {
             tx.upsert_checkpoint(&step(), owner()).unwrap();
