@@ -50,7 +50,7 @@ pub struct Shared {
     gate_locks: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
     /// Held by every change of the policy set (rescan, upload, removal),
     /// so two changes never build on the same snapshot.
-    pub(crate) policy_changes: Arc<AsyncMutex<()>>,
+    pub(crate) policy_changes: AsyncMutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -82,7 +82,7 @@ impl AppState {
                 store,
                 evaluations: Arc::new(Semaphore::new(cores)),
                 gate_locks: Mutex::default(),
-                policy_changes: Arc::new(AsyncMutex::new(())),
+                policy_changes: AsyncMutex::new(()),
             }),
         }
     }
