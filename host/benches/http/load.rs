@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::client::{Connection, Failure, parse};
 
@@ -174,23 +175,54 @@ pub async fn workflows(
     window: Window,
     workload: Arc<Workload>,
 ) -> Tally {
+    let mut slots = match pace {
+        Pace::Closed => Vec::new(),
+        Pace::Open(rate) => pacer(clients, rate, window),
+    };
     let tasks: Vec<_> = (0..clients)
-        .map(|index| {
+        .map(|_| {
             let workload = Arc::clone(&workload);
-            // Each client's schedule, in the open loop: one gate every
-            // `interval`, clients spread evenly over it.
-            let schedule = match pace {
-                Pace::Closed => None,
-                Pace::Open(rate) => {
-                    let interval = Duration::from_secs_f64(clients as f64 / rate);
-                    let offset = interval.mul_f64(index as f64 / clients as f64);
-                    Some((Instant::now() + offset, interval))
-                }
-            };
+            let schedule = slots.pop();
             tokio::spawn(workflow_client(address, window, schedule, workload))
         })
         .collect();
     merge(tasks).await
+}
+
+/// A gate slot's scheduled time, from the pacer.
+type Slots = mpsc::UnboundedReceiver<Instant>;
+
+/// The open loop's schedule: `rate` gate slots per second in all, dealt to
+/// the clients in turn, so each has one every `clients / rate` seconds.
+///
+/// A thread of its own sleeps until each slot and hands it over on time.
+/// tokio's timer rounds a sleep up to the next millisecond, and a gate's
+/// latency counts from its slot, so pacing with it would have charged up
+/// to 1 ms of the load generator's own lateness to the server. A client
+/// still busy with its previous request finds its slots waiting and sends
+/// at once, its latency counting from the slot it missed.
+fn pacer(clients: usize, rate: f64, window: Window) -> Vec<Slots> {
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..clients).map(|_| mpsc::unbounded_channel()).unzip();
+    let step = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    std::thread::Builder::new()
+        .name("pacer".into())
+        .spawn(move || {
+            for (k, client) in (0u32..).zip(senders.iter().cycle()) {
+                let slot = start + step * k;
+                if slot >= window.end {
+                    break;
+                }
+                if let Some(wait) = slot.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                // A client that has stopped needs no more slots.
+                let _ = client.send(slot);
+            }
+        })
+        .expect("cannot start the pacer thread");
+    receivers
 }
 
 /// Runs `clients` simulated clients sending gate bodies to the bare handler
@@ -257,7 +289,7 @@ struct Created {
 async fn workflow_client(
     address: SocketAddr,
     window: Window,
-    mut schedule: Option<(Instant, Duration)>,
+    mut schedule: Option<Slots>,
     workload: Arc<Workload>,
 ) -> Tally {
     let mut tally = Tally::new();
@@ -301,7 +333,7 @@ async fn workflow(
     conn: &mut Connection,
     workload: &Workload,
     window: Window,
-    schedule: &mut Option<(Instant, Duration)>,
+    schedule: &mut Option<Slots>,
     tally: &mut Tally,
 ) -> Result<(), Failure> {
     let created = StatusCode::CREATED;
@@ -319,12 +351,11 @@ async fn workflow(
         // In the open loop the gate waits for its slot, and its latency
         // counts from that slot.
         let started = match schedule {
-            Some((next, interval)) => {
-                let slot = *next;
-                *next += *interval;
-                tokio::time::sleep_until(slot.into()).await;
-                slot
-            }
+            Some(slots) => match slots.recv().await {
+                Some(slot) => slot,
+                // The pacer has dealt the window's last slot.
+                None => return Ok(()),
+            },
             None => Instant::now(),
         };
         if started >= window.end {
