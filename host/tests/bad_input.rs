@@ -17,11 +17,12 @@ mod common;
 use common::*;
 
 /// Every row of every table, as text: equal snapshots mean nothing was
-/// written.
+/// written. Checkpoints live in `workflow_steps`, their id counter in
+/// `counters`.
 fn snapshot(app: &App) -> String {
     let conn = rusqlite::Connection::open(app.data.path().join(DB_FILE)).unwrap();
     let mut out = String::new();
-    for table in ["workflows", "workflow_steps", "checkpoints", "audit_log"] {
+    for table in ["workflows", "workflow_steps", "counters", "audit_log"] {
         let mut stmt = conn
             .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
             .unwrap();

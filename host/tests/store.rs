@@ -256,12 +256,13 @@ fn checkpoint_type_and_resumability_follow_the_decision() {
             for (index, decision) in [(1, "allow"), (2, "require_approval"), (3, "block")] {
                 let step = format!("s{index}");
                 insert_step(tx, "wf_1", &step, index, false)?;
+                // A checkpoint is part of its step's row (schema v3).
                 tx.execute(
-                    "INSERT INTO checkpoints (wid, workflow_id, step_id, step_index, step_type,
-                                              gate_decision, tenant_id, org_id, client_id, created_at)
-                     VALUES ((SELECT wid FROM workflows WHERE workflow_id = 'wf_1'), 'wf_1', ?1, ?2,
-                             'llm_call', ?3, 'acme', 'default', 'alice', '2026-03-01T12:00:00.000000Z')",
-                    rusqlite::params![step, index, decision],
+                    "UPDATE workflow_steps
+                     SET decision = ?2, checkpoint_id = ?3, checkpoint_client_id = 'alice',
+                         checkpoint_at = '2026-03-01T12:00:00.000000Z'
+                     WHERE step_id = ?1",
+                    rusqlite::params![step, decision, index],
                 )
                 .context("checkpoint")?;
             }

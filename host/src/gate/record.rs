@@ -215,8 +215,6 @@ pub fn record(
     tx.save_step(&recorded.step)?;
     if !recorded.cached {
         let owner = CheckpointOwner {
-            tenant: &call.tenant,
-            org: &call.org,
             actor: &call.actor,
             at: &now,
         };

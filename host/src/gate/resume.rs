@@ -196,7 +196,7 @@ pub fn record(
         resumed_record(call, &plan.checkpoint, revived, &now),
     )?;
     let gate = record::record(tx, &plan.call, Some(fresh))?;
-    let resume_count = tx.mark_resumed(plan.checkpoint.id, &now)?;
+    let resume_count = tx.mark_resumed(&plan.checkpoint.workflow_id, plan.checkpoint.id, &now)?;
     Ok(Resumed {
         checkpoint: plan.checkpoint,
         gate,

@@ -120,8 +120,9 @@ pub trait StoreWrite: StoreRead {
     fn save_completion(&self, step: &StepRow) -> Result<(), StoreError>;
     /// Upserts the step's checkpoint; returns its id.
     fn upsert_checkpoint(&self, step: &StepRow, owner: CheckpointOwner) -> Result<i64, StoreError>;
-    /// Counts a resume from checkpoint `id`; returns the new count.
-    fn mark_resumed(&self, id: i64, at: &str) -> Result<u32, StoreError>;
+    /// Counts a resume from checkpoint `id` of `workflow_id`; returns the
+    /// new count.
+    fn mark_resumed(&self, workflow_id: &str, id: i64, at: &str) -> Result<u32, StoreError>;
     /// Appends `record` to `chain`, hashed onto its head.
     fn append_audit(&self, chain: &str, record: AuditRecord) -> Result<AuditEntry, StoreError>;
 }
@@ -285,8 +286,8 @@ impl StoreWrite for Transaction<'_> {
     fn upsert_checkpoint(&self, step: &StepRow, owner: CheckpointOwner) -> Result<i64, StoreError> {
         checkpoints::upsert_checkpoint(self, step, owner)
     }
-    fn mark_resumed(&self, id: i64, at: &str) -> Result<u32, StoreError> {
-        checkpoints::mark_resumed(self, id, at)
+    fn mark_resumed(&self, workflow_id: &str, id: i64, at: &str) -> Result<u32, StoreError> {
+        checkpoints::mark_resumed(self, workflow_id, id, at)
     }
     fn append_audit(&self, chain: &str, record: AuditRecord) -> Result<AuditEntry, StoreError> {
         audit::append(self, chain, record)

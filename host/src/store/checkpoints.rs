@@ -1,7 +1,9 @@
-//! Checkpoints in SQL (contract §2.13-2.15): one row per step, upserted by
+//! Checkpoints in SQL (contract §2.13-2.15): one per step, upserted by
 //! each fresh evaluation; listed, picked for a resume, and counted when
-//! resumed. `checkpoint_type` and `is_resumable` are generated columns, so
-//! they always agree with the stored decision.
+//! resumed. A checkpoint lives in its step's row (schema v3): it shows the
+//! step's request, decision and policy runs, so they cannot disagree. The
+//! view `checkpoints` reads it back in the API's shape, with
+//! `checkpoint_type` and `is_resumable` derived from the decision.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
@@ -173,78 +175,68 @@ pub fn last_resumable(
 /// Who wrote a checkpoint, and when.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointOwner<'a> {
-    /// Workflow tenant.
-    pub tenant: &'a str,
-    /// Workflow org.
-    pub org: &'a str,
     /// The gate's actor.
     pub actor: &'a str,
     /// The gate's time.
     pub at: &'a str,
 }
 
-/// Upserts the step's checkpoint from its freshly evaluated row (§2.13),
-/// keeping its id and resume counters. Returns the checkpoint id.
+/// Records the step's checkpoint after a fresh evaluation wrote the step
+/// (§2.13): the step row holds everything else the checkpoint shows, so
+/// this only stamps who evaluated and when, and gives the step a
+/// checkpoint id if it has none. Keeps the id and resume counters; returns
+/// the id.
 pub fn upsert_checkpoint(
     tx: &Transaction,
     step: &StepRow,
     owner: CheckpointOwner,
 ) -> Result<i64, StoreError> {
-    let to_text = |value: &Option<Value>| value.as_ref().map(Value::to_string);
-    tx.prepare_cached(
-        "INSERT INTO checkpoints (wid, workflow_id, step_id, step_index, step_type, step_name,
-             gate_decision, gate_reason, policies_evaluated, policies_matched, step_input,
-             tool_context, model, provider, tenant_id, org_id, client_id, created_at)
-         VALUES ((SELECT wid FROM workflows WHERE workflow_id = ?1),
-                 ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (wid, step_id) DO UPDATE SET
-             step_index = excluded.step_index, step_type = excluded.step_type,
-             step_name = excluded.step_name, gate_decision = excluded.gate_decision,
-             gate_reason = excluded.gate_reason, policies_evaluated = excluded.policies_evaluated,
-             policies_matched = excluded.policies_matched, step_input = excluded.step_input,
-             tool_context = excluded.tool_context, model = excluded.model,
-             provider = excluded.provider, client_id = excluded.client_id,
-             created_at = excluded.created_at
-         RETURNING id",
-    )
-    .and_then(|mut stmt| {
-        stmt.query_row(
-            params![
-                step.workflow_id,
-                step.step_id,
-                step.step_index,
-                step.step_type,
-                step.step_name,
-                step.decision.as_str(),
-                step.decision_reason,
-                step.policies_evaluated.to_string(),
-                step.policies_matched.to_string(),
-                step.step_input.to_string(),
-                to_text(&step.tool_context),
-                step.model,
-                step.provider,
-                owner.tenant,
-                owner.org,
-                owner.actor,
-                owner.at,
-            ],
-            |row| row.get(0),
+    // The id a step without one takes; the counter moves only if it does.
+    let next: i64 = tx
+        .prepare_cached("SELECT value + 1 FROM counters WHERE name = 'checkpoint_id'")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+        .context("reading the checkpoint counter")?;
+    let id: i64 = tx
+        .prepare_cached(
+            "UPDATE workflow_steps
+             SET checkpoint_id = coalesce(checkpoint_id, ?3),
+                 checkpoint_client_id = ?4, checkpoint_at = ?5
+             WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) AND step_id = ?2
+             RETURNING checkpoint_id",
         )
-    })
-    .optional()
-    .context("writing a checkpoint")?
-    .ok_or_else(|| StoreError::Invalid {
-        what: "checkpoint",
-        detail: "upsert returned no id".into(),
-    })
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![step.workflow_id, step.step_id, next, owner.actor, owner.at],
+                |row| row.get(0),
+            )
+        })
+        .optional()
+        .context("writing a checkpoint")?
+        .ok_or_else(|| StoreError::Invalid {
+            what: "checkpoint",
+            detail: format!("step {} is not stored", step.step_id),
+        })?;
+    if id == next {
+        tx.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'checkpoint_id'")
+            .and_then(|mut stmt| stmt.execute([next]))
+            .context("moving the checkpoint counter")?;
+    }
+    Ok(id)
 }
 
-/// Counts a resume from checkpoint `id` at `at`; returns the new count.
-pub fn mark_resumed(tx: &Transaction, id: i64, at: &str) -> Result<u32, StoreError> {
+/// Counts a resume from checkpoint `id` of `workflow_id` at `at`; returns
+/// the new count.
+pub fn mark_resumed(
+    tx: &Transaction,
+    workflow_id: &str,
+    id: i64,
+    at: &str,
+) -> Result<u32, StoreError> {
     tx.prepare_cached(
-        "UPDATE checkpoints SET resume_count = resume_count + 1, last_resumed_at = ?2
-         WHERE id = ?1 RETURNING resume_count",
+        "UPDATE workflow_steps SET resume_count = resume_count + 1, last_resumed_at = ?3
+         WHERE wid = (SELECT wid FROM workflows WHERE workflow_id = ?1) AND checkpoint_id = ?2
+         RETURNING resume_count",
     )
-    .and_then(|mut stmt| stmt.query_row(params![id, at], |row| row.get(0)))
+    .and_then(|mut stmt| stmt.query_row(params![workflow_id, id, at], |row| row.get(0)))
     .context("counting a checkpoint resume")
 }

@@ -11,9 +11,11 @@
 //! (`2026-03-01T12:00:00.123456Z`), fixed width, so text order is time
 //! order; JSON is TEXT checked by `json_type`.
 //!
-//! A table's current shape is its last `CREATE TABLE` below: v2 rebuilt
-//! `workflows`, `workflow_steps` and `checkpoints` around the integer key
-//! `wid`, and added `wid` to `audit_log`.
+//! A table's current shape is its last `CREATE TABLE` below, plus later
+//! `ALTER TABLE`s: v2 rebuilt `workflows`, `workflow_steps` and
+//! `checkpoints` around the integer key `wid`, and added `wid` to
+//! `audit_log`; v3 folded `checkpoints` into `workflow_steps`, leaving a
+//! view of that name.
 
 use std::path::Path;
 
@@ -377,9 +379,64 @@ CREATE INDEX audit_log_by_workflow ON audit_log (chain, wid, seq)
     WHERE wid IS NOT NULL;
 "#;
 
+/// Schema v3: a checkpoint is part of its step's row.
+///
+/// Why: a checkpoint is "upserted by each fresh evaluation" (contract
+/// §2.13), so every field it shows but five was a copy of the step row
+/// written in the same transaction: the request, the decision and the
+/// policy runs, JSON included. Writing that copy, with its three indexes,
+/// was a large part of the store writer's work per gate (BENCHMARKS.md,
+/// "Gates over HTTP"). Now the step row keeps the checkpoint's own fields,
+/// and the view `checkpoints` shows what the table did, under the same
+/// column names.
+///
+/// Ids stay as they were and are never reused: the counter starts from the
+/// table's AUTOINCREMENT counter, not from the highest id left.
+const V3: &str = r#"
+-- The checkpoint of the step's last fresh evaluation; checkpoint_id is
+-- NULL only for a step that has none (none is written that way now).
+ALTER TABLE workflow_steps ADD COLUMN checkpoint_id INTEGER;
+ALTER TABLE workflow_steps ADD COLUMN checkpoint_client_id TEXT;   -- the evaluating gate's actor
+ALTER TABLE workflow_steps ADD COLUMN checkpoint_at TEXT;          -- the evaluation's time
+ALTER TABLE workflow_steps ADD COLUMN resume_count INTEGER NOT NULL DEFAULT 0
+    CHECK (resume_count >= 0);
+ALTER TABLE workflow_steps ADD COLUMN last_resumed_at TEXT;
+UPDATE workflow_steps AS s
+    SET checkpoint_id = c.id, checkpoint_client_id = c.client_id,
+        checkpoint_at = c.created_at, resume_count = c.resume_count,
+        last_resumed_at = c.last_resumed_at
+    FROM checkpoints AS c
+    WHERE c.wid = s.wid AND c.step_id = s.step_id;
+
+-- Counters the store hands out values from, one row each.
+CREATE TABLE counters (
+    name               TEXT PRIMARY KEY,
+    value              INTEGER NOT NULL CHECK (value >= 0)   -- the last value handed out
+) STRICT;
+INSERT INTO counters (name, value)
+    VALUES ('checkpoint_id',
+            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'checkpoints'), 0));
+
+DROP TABLE checkpoints;
+
+-- What the checkpoints table showed, from the steps: tenant and org are
+-- the workflow's, as the gate that wrote a checkpoint was the workflow's.
+CREATE VIEW checkpoints AS
+SELECT s.checkpoint_id AS id, s.wid, s.workflow_id, s.step_id, s.step_index, s.step_type,
+       s.step_name, s.decision AS gate_decision, s.decision_reason AS gate_reason,
+       CASE s.decision WHEN 'require_approval' THEN 'approval_boundary'
+                       ELSE 'step_gate' END AS checkpoint_type,
+       s.decision <> 'block' AS is_resumable,
+       s.policies_evaluated, s.policies_matched, s.step_input, s.tool_context, s.model,
+       s.provider, s.resume_count, s.last_resumed_at, w.tenant AS tenant_id,
+       w.org AS org_id, s.checkpoint_client_id AS client_id, s.checkpoint_at AS created_at
+FROM workflow_steps AS s JOIN workflows AS w ON w.wid = s.wid
+WHERE s.checkpoint_id IS NOT NULL;
+"#;
+
 /// Every schema version in order; index 0 takes an empty database to v1.
 /// v2 rebuilds tables, so it checks foreign keys before committing.
-const MIGRATIONS: &[M<'static>] = &[M::up(V1), M::up(V2).foreign_key_check()];
+const MIGRATIONS: &[M<'static>] = &[M::up(V1), M::up(V2).foreign_key_check(), M::up(V3)];
 
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -443,8 +500,9 @@ mod tests {
     /// Data as it looked at one schema version, seeded before upgrading
     /// from it and checked afterwards. Beyond `survived`, the upgrade test
     /// checks that every table of the old version still holds every value
-    /// it had, under the same column names. Adding v3: add `from: 2`
-    /// seeding v2 rows.
+    /// it had, under the same column names (v3's `checkpoints` is a view
+    /// over the steps, read the same way). Adding v4: add `from: 3`
+    /// seeding v3 rows.
     struct Fixture {
         from: usize,
         /// Writes rows as that version stores them.
@@ -464,6 +522,11 @@ mod tests {
             from: 1,
             seed: v1::seed,
             survived: v1::survived,
+        },
+        Fixture {
+            from: 2,
+            seed: v2::seed,
+            survived: v2::survived,
         },
     ];
 
@@ -645,8 +708,6 @@ mod tests {
             step.gate_count = 1;
             tx.save_step(&step).unwrap();
             let owner = CheckpointOwner {
-                tenant: "acme",
-                org: "default",
                 actor: "alice",
                 at: "2026-03-01T12:01:00.000000Z",
             };
@@ -658,6 +719,108 @@ mod tests {
             assert_eq!(tx.append_audit("acme", record).unwrap().seq, 5);
             assert!(audit::verify_chain(&tx, "acme").unwrap().valid);
             tx.commit().unwrap();
+        }
+    }
+
+    /// A v2 database in use: one workflow with an allowed step resumed
+    /// twice and a blocked step, each with its checkpoint, and a counter
+    /// past the highest id (id 7 was handed out and lost). That the view
+    /// shows every checkpoint column as the table had it is the upgrade
+    /// test's own check.
+    mod v2 {
+        use rusqlite::Connection;
+
+        use crate::store::StoreWrite;
+        use crate::store::checkpoints::{self, CheckpointOwner};
+        use crate::store::steps::StepRow;
+        use crate::verdict::Verdict;
+
+        pub(super) fn seed(conn: &Connection) {
+            conn.execute_batch(
+                r#"
+                INSERT INTO workflows (wid, workflow_id, tenant, org, workflow_name, source,
+                    status, current_step_index, started_at)
+                VALUES (1, 'wf_c', 'acme', 'default', 'resumed', 'external', 'in_progress', 2,
+                        '2026-03-02T12:00:00.000000Z');
+                INSERT INTO workflow_steps (wid, workflow_id, step_id, step_index, step_type,
+                    step_name, model, provider, step_input, tool_context, decision,
+                    decision_reason, policies_evaluated, policies_matched, last_decision,
+                    gate_count, first_attempt_at, gate_checked_at)
+                VALUES (1, 'wf_c', 's1', 1, 'tool_call', 'send', 'gpt', 'openai',
+                        '{"to":"a@b.c"}', '{"tool_name":"send_email"}', 'allow', 'fine',
+                        '[{"policy_id":"global/p","action":"allow"}]', '[]', 'allow', 3,
+                        '2026-03-02T12:00:01.000000Z', '2026-03-02T12:00:09.000000Z'),
+                       (1, 'wf_c', 's2', 2, 'llm_call', NULL, NULL, NULL, '{}', NULL, 'block',
+                        'no', '[{"policy_id":"global/q","action":"block"}]',
+                        '[{"policy_id":"global/q","action":"block"}]', 'block', 1,
+                        '2026-03-02T12:00:02.000000Z', '2026-03-02T12:00:02.000000Z');
+                INSERT INTO checkpoints (id, wid, workflow_id, step_id, step_index, step_type,
+                    step_name, gate_decision, gate_reason, policies_evaluated, policies_matched,
+                    step_input, tool_context, model, provider, resume_count, last_resumed_at,
+                    tenant_id, org_id, client_id, created_at)
+                VALUES (5, 1, 'wf_c', 's1', 1, 'tool_call', 'send', 'allow', 'fine',
+                        '[{"policy_id":"global/p","action":"allow"}]', '[]', '{"to":"a@b.c"}',
+                        '{"tool_name":"send_email"}', 'gpt', 'openai', 2,
+                        '2026-03-02T12:00:08.000000Z', 'acme', 'default', 'bob',
+                        '2026-03-02T12:00:07.000000Z'),
+                       (6, 1, 'wf_c', 's2', 2, 'llm_call', NULL, 'block', 'no',
+                        '[{"policy_id":"global/q","action":"block"}]',
+                        '[{"policy_id":"global/q","action":"block"}]', '{}', NULL, NULL, NULL,
+                        0, NULL, 'acme', 'default', 'carol', '2026-03-02T12:00:02.000000Z');
+                UPDATE sqlite_sequence SET seq = 7 WHERE name = 'checkpoints';
+                "#,
+            )
+            .unwrap();
+        }
+
+        pub(super) fn survived(conn: &mut Connection) {
+            // The blocked step's checkpoint is not resumable.
+            let last = checkpoints::last_resumable(conn, "wf_c").unwrap().unwrap();
+            assert_eq!((last.id, last.step_id.as_str()), (5, "s1"));
+
+            let tx = conn.transaction().unwrap();
+            assert_eq!(
+                tx.mark_resumed("wf_c", 5, "2026-03-02T12:01:00.000000Z")
+                    .unwrap(),
+                3
+            );
+            // A reevaluation keeps the step's id; a new step takes the one
+            // after the lost id 7.
+            let owner = CheckpointOwner {
+                actor: "dave",
+                at: "2026-03-02T12:01:01.000000Z",
+            };
+            let mut step = StepRow::new("wf_c", "s3", 3, Verdict::Allow, owner.at);
+            step.step_type = "llm_call".into();
+            step.gate_count = 1;
+            tx.save_step(&step).unwrap();
+            assert_eq!(tx.upsert_checkpoint(&step, owner).unwrap(), 8);
+            let s2 = crate::store::steps::find_step(&tx, "wf_c", "s2")
+                .unwrap()
+                .unwrap();
+            assert_eq!(tx.upsert_checkpoint(&s2, owner).unwrap(), 6);
+            tx.commit().unwrap();
+
+            let listed = checkpoints::list_checkpoints(conn, "wf_c").unwrap();
+            let summary: Vec<_> = listed
+                .iter()
+                .map(|c| {
+                    (
+                        c.id,
+                        c.resume_count,
+                        c.client_id.as_str(),
+                        c.created_at.as_str(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    (5, 3, "bob", "2026-03-02T12:00:07.000000Z"),
+                    (6, 0, "dave", "2026-03-02T12:01:01.000000Z"),
+                    (8, 0, "dave", "2026-03-02T12:01:01.000000Z"),
+                ]
+            );
         }
     }
 
@@ -709,12 +872,20 @@ mod tests {
         migrate(&mut conn, Path::new(":memory:")).unwrap();
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
         let tables = tables(&conn);
-        for table in ["audit_log", "checkpoints", "workflow_steps", "workflows"] {
+        for table in ["audit_log", "counters", "workflow_steps", "workflows"] {
             assert!(
                 tables.iter().any(|t| t == table),
                 "{table} missing: {tables:?}"
             );
         }
+        let views: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND name = 'checkpoints'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(views, 1, "the checkpoints view");
     }
 
     #[test]
@@ -749,6 +920,11 @@ mod tests {
                 fixture.from
             );
             for (table, columns, rows) in before {
+                // v3 dropped the checkpoints table, and its AUTOINCREMENT
+                // counter with it; `survived` checks that ids go on from it.
+                if table == "sqlite_sequence" {
+                    continue;
+                }
                 assert_eq!(
                     rows_of(&conn, &table, &columns),
                     rows,

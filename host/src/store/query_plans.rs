@@ -1,7 +1,7 @@
 //! The plans SQLite picks for the statements a gate and its neighbours
-//! run: every lookup of a workflow's rows in `workflow_steps`,
-//! `checkpoints` or `audit_log` must search an index leading with `wid`
-//! (schema v2), and the `workflow_id` to `wid` step must be one probe of
+//! run: every lookup of a workflow's rows in `workflow_steps` (which holds
+//! the checkpoints since schema v3) or `audit_log` must search an index
+//! leading with `wid` (schema v2), and the `workflow_id` to `wid` step must be one probe of
 //! `workflows`' unique index; no table is scanned. The statements are
 //! captured from the store's own functions as they run, so the test
 //! follows any change to their SQL.
@@ -93,7 +93,14 @@ const OPERATIONS: &[(&str, Operation, &str)] = &[
         |tx| {
             tx.upsert_checkpoint(&step(), owner()).unwrap();
         },
-        "SEARCH workflows USING COVERING INDEX sqlite_autoindex_workflows_1 (workflow_id=?)",
+        "SEARCH workflow_steps USING INDEX sqlite_autoindex_workflow_steps_1 (wid=? AND step_id=?)",
+    ),
+    (
+        "count a checkpoint resume",
+        |tx| {
+            tx.mark_resumed("wf_a", 1, AT).unwrap();
+        },
+        "SEARCH workflow_steps USING INDEX sqlite_autoindex_workflow_steps_2 (wid=?)",
     ),
     (
         "count steps",
@@ -121,14 +128,14 @@ const OPERATIONS: &[(&str, Operation, &str)] = &[
         |tx| {
             tx.list_checkpoints("wf_a").unwrap();
         },
-        "SEARCH checkpoints USING INDEX checkpoints_by_index (wid=?)",
+        "SEARCH s USING INDEX sqlite_autoindex_workflow_steps_2 (wid=?)",
     ),
     (
         "last resumable checkpoint",
         |tx| {
             tx.last_resumable("wf_a").unwrap();
         },
-        "SEARCH checkpoints USING INDEX checkpoints_by_index (wid=?)",
+        "SEARCH s USING INDEX sqlite_autoindex_workflow_steps_2 (wid=?)",
     ),
     (
         "holds of a workflow due",
@@ -171,8 +178,6 @@ fn step() -> StepRow {
 
 fn owner() -> CheckpointOwner<'static> {
     CheckpointOwner {
-        tenant: "acme",
-        org: "default",
         actor: "alice",
         at: AT,
     }

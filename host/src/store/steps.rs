@@ -423,8 +423,6 @@ mod tests {
         held.approval_status = Some("pending".into());
         held.expires_at = Some("2026-03-01T13:00:00.000000Z".into());
         let owner = CheckpointOwner {
-            tenant: "acme",
-            org: "default",
             actor: "alice",
             at: AT,
         };
