@@ -2,7 +2,7 @@
 
 /// mimalloc instead of glibc's malloc: the request path allocates a great
 /// deal (JSON, audit entries, policy input), and the HTTP bench spent
-/// about 8% less CPU per request with it (BENCHMARKS.md).
+/// about 10% less CPU per request with it (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
