@@ -118,7 +118,10 @@ pub trait StoreWrite: StoreRead {
     /// Writes a step complete's columns of a stored step: completion count
     /// and time, output, usage.
     fn save_completion(&self, step: &StepRow) -> Result<(), StoreError>;
-    /// Upserts the step's checkpoint; returns its id.
+    /// Records the step's checkpoint for a fresh evaluation: its actor and
+    /// time, and an id if it has none. The checkpoint lives in the step's
+    /// row, so the step must be saved first in the same transaction; a
+    /// step not stored is an error. Returns the id.
     fn upsert_checkpoint(&self, step: &StepRow, owner: CheckpointOwner) -> Result<i64, StoreError>;
     /// Counts a resume from checkpoint `id` of `workflow_id`; returns the
     /// new count.
