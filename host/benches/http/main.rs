@@ -11,13 +11,15 @@
 //!    `wcp gates/s ÷ bare requests/s`.
 //!
 //! Both servers are child processes on the same machine as the load
-//! generator, which competes with them for the cores.
+//! generator, which competes with them for the cores. The closed-loop
+//! phases also report the CPU time each side spent per request.
 //!
 //! Run: `cargo bench -p host --bench http` (options after `--`, see `--help`).
 
 mod bare;
 #[path = "../common/client.rs"]
 mod client;
+mod cpu;
 mod load;
 mod process;
 mod report;
@@ -93,6 +95,7 @@ async fn run(options: Options) -> ExitCode {
     );
     eprintln!("phase 1/3: closed loop against wcp ...");
     let window = Window::after(warmup, duration);
+    let peak_cpu = cpu::measure(wcp.pid(), window);
     let peak = load::workflows(
         wcp.address,
         clients,
@@ -102,7 +105,9 @@ async fn run(options: Options) -> ExitCode {
     )
     .await;
     let peak_rate = peak.gates() as f64 / duration.as_secs_f64();
+    let peak_cpu = peak_cpu.await.ok().flatten();
     eprintln!("  {}", report::line(&peak, duration, "gates"));
+    report::cpu_line(peak_cpu, &peak);
 
     let half = peak_rate / 2.0;
     eprintln!("phase 2/3: open loop against wcp at {half:.0} gates/s ...");
@@ -129,20 +134,25 @@ async fn run(options: Options) -> ExitCode {
         bare.address
     );
     let window = Window::after(warmup, duration);
+    let bare_cpu = cpu::measure(bare.pid(), window);
     let baseline = load::bare(bare.address, clients, window, workload).await;
+    let bare_cpu = bare_cpu.await.ok().flatten();
     eprintln!(
         "  {}",
         report::line(&baseline, duration, "gate-shaped requests")
     );
+    report::cpu_line(bare_cpu, &baseline);
     drop(bare);
 
     let summary = report::Summary {
         clients,
         duration,
         peak,
+        peak_cpu,
         half_rate: half,
         paced,
         bare: baseline,
+        bare_cpu,
         wcp_warnings,
     };
     summary.print()

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cpu::CpuUse;
 use crate::load::Tally;
 use crate::server::print_warnings;
 
@@ -28,6 +29,17 @@ pub fn line(tally: &Tally, duration: Duration, what: &str) -> String {
         text.push_str(&format!(", {} ERRORS", tally.errors));
     }
     text
+}
+
+/// The progress line of a phase's CPU use, when it could be read.
+pub fn cpu_line(cpu: Option<CpuUse>, tally: &Tally) {
+    if let Some(cpu) = cpu {
+        eprintln!("  CPU: {}", cpu.describe(tally.requests));
+    }
+}
+
+fn cpu_cell(cpu: Option<CpuUse>, tally: &Tally) -> String {
+    cpu.map_or_else(|| "not read".into(), |cpu| cpu.describe(tally.requests))
 }
 
 fn percentiles(tally: &Tally) -> String {
@@ -59,12 +71,16 @@ pub struct Summary {
     pub duration: Duration,
     /// Phase 1: closed loop against wcp.
     pub peak: Tally,
+    /// Phase 1's CPU use.
+    pub peak_cpu: Option<CpuUse>,
     /// Phase 2's target gate rate: half of phase 1's.
     pub half_rate: f64,
     /// Phase 2: open loop against wcp.
     pub paced: Tally,
     /// Phase 3: closed loop against the bare handler.
     pub bare: Tally,
+    /// Phase 3's CPU use.
+    pub bare_cpu: Option<CpuUse>,
     /// Warnings and errors wcp logged.
     pub wcp_warnings: Vec<String>,
 }
@@ -95,6 +111,10 @@ impl Summary {
             "| wcp requests at peak (create, gate, step complete, complete) | {requests:.0} requests/s | | |"
         );
         println!(
+            "| CPU at peak | {} | | |",
+            cpu_cell(self.peak_cpu, &self.peak)
+        );
+        println!(
             "| wcp at half peak, open loop, {:.0} gates/s asked | {paced:.0} gates/s done | | |",
             self.half_rate
         );
@@ -107,6 +127,10 @@ impl Summary {
             "| bare axum JSON handler, closed loop, {} clients | {bare:.0} requests/s, latency {} | | |",
             self.clients,
             percentiles(&self.bare)
+        );
+        println!(
+            "| CPU, bare handler | {} | | |",
+            cpu_cell(self.bare_cpu, &self.bare)
         );
         println!(
             "| ratio: wcp gates/s ÷ bare handler requests/s | {gates:.0} ÷ {bare:.0} = {ratio:.2} | >= {TARGET_RATIO:.2} | {} |",
