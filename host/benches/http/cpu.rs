@@ -17,7 +17,7 @@ use crate::load::Window;
 pub struct CpuUse {
     /// By the server process, all threads.
     pub server: Duration,
-    /// By this process: the load generator (and, in open loop, its pacer).
+    /// By this process: the load generator.
     pub load: Duration,
     /// The window's length.
     pub window: Duration,
