@@ -41,24 +41,26 @@ fn main() {
                 .is_file()
         })
         .collect();
-    assert!(
-        !examples.is_empty(),
-        "no example policy ships a policy.toml under {}",
-        root.join("policies").display()
-    );
+    if examples.is_empty() {
+        components::fail(&format!(
+            "no example policy ships a policy.toml under {}",
+            root.join("policies").display()
+        ));
+    }
     let built = components::build(&root, &examples);
 
     let mut entries = String::new();
     for name in &examples {
         let wasm = out.join(format!("{name}.wasm"));
         let manifest = out.join(format!("{name}.toml"));
-        fs::copy(components::wasm_file(&built, name), &wasm)
-            .unwrap_or_else(|e| panic!("cannot copy the {name} component: {e}"));
+        fs::copy(components::wasm_file(&built, name), &wasm).unwrap_or_else(|e| {
+            components::fail(&format!("cannot copy the {name} component: {e}"))
+        });
         fs::copy(
             root.join("policies").join(name).join("policy.toml"),
             &manifest,
         )
-        .unwrap_or_else(|e| panic!("cannot copy the {name} manifest: {e}"));
+        .unwrap_or_else(|e| components::fail(&format!("cannot copy the {name} manifest: {e}")));
         writeln!(
             entries,
             "    Example {{ name: {name:?}, wasm: include_bytes!({:?}), manifest: include_str!({:?}) }},",
@@ -68,5 +70,7 @@ fn main() {
         .expect("writing to a String");
     }
     let code = format!("&[\n{entries}]\n");
-    fs::write(out.join("examples.rs"), code).expect("cannot write examples.rs");
+    if let Err(e) = fs::write(out.join("examples.rs"), code) {
+        components::fail(&format!("cannot write examples.rs: {e}"));
+    }
 }

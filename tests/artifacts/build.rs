@@ -59,5 +59,7 @@ fn main() {
     list("policies", &policies, &mut code);
     list("fixtures", &fixtures, &mut code);
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("artifacts.rs");
-    fs::write(out, code).expect("cannot write artifacts.rs");
+    if let Err(e) = fs::write(&out, code) {
+        components::fail(&format!("cannot write {}: {e}", out.display()));
+    }
 }
