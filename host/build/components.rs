@@ -21,20 +21,23 @@ use std::process::{self, Command};
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Ends the build script: cargo shows `message` as the build's error and
-/// fails the build.
+/// fails the build. The exit status is 0 because the directive alone fails
+/// the build; a non-zero one would make cargo dump the script's whole output
+/// around the message.
 pub fn fail(message: &str) -> ! {
-    // One line: a directive ends at the line's end. The exit status is 0
-    // because the directive alone fails the build; a non-zero one would make
-    // cargo dump the script's whole output around the message.
-    println!("cargo::error={}", message.replace('\n', " "));
-    process::exit(0)
+    exit_with_error(message, 0)
 }
 
 /// Like [`fail`], but with a non-zero exit, so that cargo also shows what
 /// the script's children printed to stderr (the nested build's errors).
 fn fail_showing_output(message: &str) -> ! {
+    exit_with_error(message, 1)
+}
+
+fn exit_with_error(message: &str, code: i32) -> ! {
+    // One line: a directive ends at the line's end.
     println!("cargo::error={}", message.replace('\n', " "));
-    process::exit(1)
+    process::exit(code)
 }
 
 /// The target directory of the nested build: `<target>/wasm`, beside the
@@ -134,7 +137,7 @@ fn ensure_target(root: &Path, target_dir: &Path) {
         fail(&format!("cannot create {}: {e}", target_dir.display()));
     }
     let lock_path = target_dir.join(".rustup-target-add.lock");
-    let lock = File::create(&lock_path)
+    let _lock = File::create(&lock_path)
         .and_then(|file| file.lock().map(|()| file))
         .unwrap_or_else(|e| fail(&format!("cannot lock {}: {e}", lock_path.display())));
     if has_std(&libdir) {
@@ -143,19 +146,18 @@ fn ensure_target(root: &Path, target_dir: &Path) {
 
     // Under rustup's proxy, cargo and this script run with the toolchain it
     // chose (here from rust-toolchain.toml) named in RUSTUP_TOOLCHAIN.
-    let toolchain = env::var_os("RUSTUP_TOOLCHAIN");
-    let mut add = Command::new("rustup");
-    add.current_dir(root).args(["target", "add", WASM_TARGET]);
-    if let Some(name) = &toolchain {
-        add.arg("--toolchain").arg(name);
+    let mut args = vec![
+        "target".to_owned(),
+        "add".to_owned(),
+        WASM_TARGET.to_owned(),
+    ];
+    if let Some(name) = env::var_os("RUSTUP_TOOLCHAIN") {
+        args.push("--toolchain".to_owned());
+        args.push(name.to_string_lossy().into_owned());
     }
-    let command = match &toolchain {
-        Some(name) => format!(
-            "rustup target add {WASM_TARGET} --toolchain {}",
-            name.to_string_lossy()
-        ),
-        None => format!("rustup target add {WASM_TARGET}"),
-    };
+    let command = format!("rustup {}", args.join(" "));
+    let mut add = Command::new("rustup");
+    add.current_dir(root).args(&args);
     match add.output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
@@ -188,7 +190,6 @@ fn ensure_target(root: &Path, target_dir: &Path) {
     println!(
         "cargo::warning=the {WASM_TARGET} target was missing from the Rust toolchain, so this build ran `{command}` to compile the policy components"
     );
-    drop(lock);
 }
 
 /// Where `rustc` keeps (or would keep) the `wasm32-wasip2` libraries.
