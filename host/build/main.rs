@@ -12,7 +12,8 @@ mod components;
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -21,6 +22,8 @@ fn main() {
         .expect("host sits one level below the workspace root")
         .to_owned();
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+
+    println!("cargo:rustc-env=WCP_GIT_COMMIT={}", git_commit(&root));
 
     // Only the sources of the components: a change to the host's own code
     // must not run the nested build again.
@@ -73,4 +76,47 @@ fn main() {
     if let Err(e) = fs::write(out.join("examples.rs"), code) {
         components::fail(&format!("cannot write examples.rs: {e}"));
     }
+}
+
+/// The commit `wcp --version` names: `WCP_GIT_COMMIT` when a packager sets
+/// it, else the checkout's `HEAD` (12 hex digits), else `unknown` (a
+/// source tarball). The script runs again when `HEAD` moves, so the binary
+/// never names a commit it was not built from.
+fn git_commit(root: &Path) -> String {
+    println!("cargo:rerun-if-env-changed=WCP_GIT_COMMIT");
+    if let Some(commit) = env::var("WCP_GIT_COMMIT").ok().filter(|c| !c.is_empty()) {
+        return commit;
+    }
+    let git = |args: &[&str]| -> Option<String> {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()?;
+        let text = String::from_utf8(output.stdout).ok()?;
+        (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".to_owned();
+    };
+    // HEAD names a branch whose ref file (or packed-refs) moves on a commit;
+    // a detached HEAD is itself the file that changes. Paths that do not
+    // exist are left out: cargo would rerun the script on every build.
+    let watched = [
+        git(&["rev-parse", "--path-format=absolute", "--git-path", "HEAD"]),
+        git(&["symbolic-ref", "-q", "HEAD"])
+            .and_then(|name| git(&["rev-parse", "--path-format=absolute", "--git-path", &name])),
+        git(&[
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            "packed-refs",
+        ]),
+    ];
+    for path in watched.into_iter().flatten() {
+        if Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    commit
 }

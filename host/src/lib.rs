@@ -52,3 +52,10 @@ pub mod tenants;
 pub mod verdict;
 
 pub use server::run;
+
+/// The git commit this binary was built from (12 hex digits), or `unknown`
+/// when it was built outside a checkout.
+pub const GIT_COMMIT: &str = env!("WCP_GIT_COMMIT");
+
+/// What `wcp --version` and the startup log say: `0.1.0 (<commit>)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WCP_GIT_COMMIT"), ")");

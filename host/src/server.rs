@@ -2,6 +2,7 @@
 //! with graceful shutdown. Reads top to bottom in the order it happens.
 
 use std::future::Future;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
-use crate::config::ServeConfig;
+use crate::config::{LogFormat, ServeConfig};
 use crate::examples::{self, ExamplesError};
 use crate::reload;
 use crate::runtime::{PolicyRuntime, RuntimeConfig, RuntimeError};
@@ -48,6 +49,7 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     // A tenants file that does not load stops the start before anything
     // is written.
+    let address = listener.local_addr()?;
     let auth = authenticator(&config).await?;
     if config.seed_examples {
         seed_examples(&config.policy_dir).await?;
@@ -76,11 +78,15 @@ pub async fn run(
         }
         Authenticator::Community => None,
     };
+    let startup = Startup::new(&config, address, &auth, &store);
     let state = AppState::new(config, Arc::new(runtime), auth, store);
 
     // Policies load in the background, then the directory is watched;
-    // `/ready` turns 200 once the first load is published.
-    let watcher = reload::spawn_watcher(state.clone());
+    // `/ready` turns 200 once the first load is published, and the log
+    // then says where everything is.
+    let watcher = reload::spawn_watcher(state.clone(), move |loaded, failed| {
+        startup.log(loaded, failed);
+    });
 
     // The approval sweeper runs beside the server and stops after it, once
     // in-flight requests are done; its pass in progress finishes first.
@@ -113,22 +119,112 @@ pub async fn run(
 /// does not load stops the server before it listens.
 async fn authenticator(config: &ServeConfig) -> Result<Authenticator, ServerError> {
     let Some(path) = config.tenants.clone() else {
-        tracing::info!(
-            "community mode: no credentials needed (start with --tenants FILE for tenants mode)"
-        );
         return Ok(Authenticator::Community);
     };
     let tenants = tokio::task::spawn_blocking(move || TenantsAuth::open(&path))
         .await
         .map_err(|error| std::io::Error::other(error.to_string()))??;
-    let clients = tenants.clients();
-    tracing::info!(
-        path = %tenants.path().display(),
-        clients = clients.len(),
-        tenants = clients.tenants().into_iter().collect::<Vec<_>>().join(", "),
-        "tenants mode"
-    );
     Ok(Authenticator::Tenants(Arc::new(tenants)))
+}
+
+/// What the startup block says once the first policy load is published:
+/// the version, where the server listens, who may call it, where its data
+/// and policies are, and where its description and metrics are served.
+struct Startup {
+    format: LogFormat,
+    listen: String,
+    /// The base of the URLs to try: the listen address, or loopback when
+    /// the server listens on every interface.
+    base: String,
+    mode: String,
+    store: String,
+    policy_dir: String,
+}
+
+impl Startup {
+    fn new(config: &ServeConfig, address: SocketAddr, auth: &Authenticator, store: &Store) -> Self {
+        let listen = format!("http://{address}");
+        let (listen, base) = if address.ip().is_unspecified() {
+            let loopback = match address {
+                SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::LOCALHOST, address.port())),
+                SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::LOCALHOST, address.port())),
+            };
+            (
+                format!("{listen} (every interface)"),
+                format!("http://{loopback}"),
+            )
+        } else {
+            (listen.clone(), listen)
+        };
+        let mode = match auth {
+            Authenticator::Community => "community: no credentials needed \
+                 (start with --tenants FILE for tenants mode)"
+                .to_owned(),
+            Authenticator::Tenants(tenants) => {
+                let clients = tenants.clients();
+                let names = clients.tenants().into_iter().collect::<Vec<_>>();
+                format!(
+                    "tenants: {} client{} of {} tenant{} ({}) from {}",
+                    clients.len(),
+                    if clients.len() == 1 { "" } else { "s" },
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", "),
+                    tenants.path().display()
+                )
+            }
+        };
+        Startup {
+            format: config.log_format,
+            listen,
+            base,
+            mode,
+            store: format!("SQLite {}", store.path().display()),
+            policy_dir: config.policy_dir.display().to_string(),
+        }
+    }
+
+    /// Logs the block: one multi-line event in the human format, one event
+    /// with a field per line in the JSON format.
+    fn log(&self, loaded: usize, failed: usize) {
+        let openapi = format!("{}/openapi.json", self.base);
+        let metrics = format!("{}/metrics", self.base);
+        match self.format {
+            LogFormat::Json => tracing::info!(
+                version = crate::VERSION,
+                listen = %self.listen,
+                mode = %self.mode,
+                store = %self.store,
+                policy_dir = %self.policy_dir,
+                policies_loaded = loaded,
+                policies_failed = failed,
+                openapi = %openapi,
+                metrics = %metrics,
+                "ready"
+            ),
+            LogFormat::Human => {
+                let failures = if failed == 0 {
+                    String::new()
+                } else {
+                    " (their errors are logged above)".to_owned()
+                };
+                tracing::info!(
+                    "wcp {version} is ready\n  \
+                     listen    {listen}\n  \
+                     mode      {mode}\n  \
+                     store     {store}\n  \
+                     policies  {dir}: {loaded} loaded, {failed} failed{failures}\n  \
+                     openapi   {openapi}\n  \
+                     metrics   {metrics}",
+                    version = crate::VERSION,
+                    listen = self.listen,
+                    mode = self.mode,
+                    store = self.store,
+                    dir = self.policy_dir,
+                )
+            }
+        }
+    }
 }
 
 /// Lays the example policies out in the default policy directory if it does

@@ -458,3 +458,29 @@ fn tenants_mistakes_exit_2_with_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
     }
 }
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let output = wcp(&["--version"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The build names the checkout's HEAD, or `unknown` outside one.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        );
+    let expected = if std::env::var_os("WCP_GIT_COMMIT").is_some() {
+        host::GIT_COMMIT.to_owned()
+    } else {
+        head
+    };
+    assert_eq!(
+        stdout(&output),
+        format!("wcp {} ({expected})\n", env!("CARGO_PKG_VERSION"))
+    );
+}

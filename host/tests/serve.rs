@@ -233,6 +233,40 @@ fn wcp_serve_logs_its_address_and_stops_cleanly_on_sigterm() {
             .starts_with("listening on")
     );
 
+    let url = json["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+
+    // Once the first load is published, one event says where everything is.
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains(r#""message":"ready""#))
+        .expect("a ready line");
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("a JSON log line");
+    let fields = &ready["fields"];
+    assert_eq!(fields["version"], host::VERSION);
+    assert_eq!(fields["listen"], url.as_str());
+    assert!(fields["mode"].as_str().unwrap().starts_with("community"));
+    let store = data.path().join("wcp.db");
+    assert_eq!(fields["store"], format!("SQLite {}", store.display()));
+    assert!(store.is_file());
+    let policy_dir = data.path().join("policies");
+    assert_eq!(fields["policy_dir"], policy_dir.display().to_string());
+    // The seeded examples: one component per directory under `global/`.
+    let examples = fs::read_dir(policy_dir.join("global"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("wasm".as_ref()))
+        .count();
+    assert!(examples > 0);
+    assert_eq!(fields["policies_loaded"], examples);
+    assert_eq!(fields["policies_failed"], 0);
+    assert_eq!(fields["openapi"], format!("{url}/openapi.json"));
+    assert_eq!(fields["metrics"], format!("{url}/metrics"));
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -242,6 +276,93 @@ fn wcp_serve_logs_its_address_and_stops_cleanly_on_sigterm() {
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|line| line.contains("SIGTERM")), "{rest:?}");
+}
+
+/// The human log's startup block, in tenants mode with one policy that
+/// does not load: every line a user looks for, in order.
+#[cfg(unix)]
+#[test]
+fn wcp_serve_starts_with_a_block_saying_where_everything_is() {
+    let data = tempfile::tempdir().unwrap();
+    let policies = data.path().join("rules");
+    install(&policies, "global/allow", wasm::ALLOW_ALL, "");
+    fs::write(policies.join("global/broken.wasm"), b"not a component").unwrap();
+
+    let mut hash = Command::new(env!("CARGO_BIN_EXE_wcp"))
+        .args(["tenants", "hash-secret"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut hash.stdin.take().unwrap(), b"s3cret\n").unwrap();
+    let hash = hash.wait_with_output().unwrap();
+    assert!(hash.status.success());
+    let phc = String::from_utf8(hash.stdout).unwrap();
+    let tenants = data.path().join("tenants.toml");
+    fs::write(
+        &tenants,
+        format!(
+            "[[clients]]\nclient_id = \"ci\"\nsecret_hash = \"{}\"\ntenant = \"acme\"\norg = \"o\"\nroles = [\"member\"]\n",
+            phc.trim_end()
+        ),
+    )
+    .unwrap();
+
+    let mut child = wcp_serve(
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--policy-dir",
+            policies.to_str().unwrap(),
+            "--tenants",
+            tenants.to_str().unwrap(),
+        ],
+        data.path(),
+    )
+    .env_remove("WCP_LOG")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let head = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains(" is ready"))
+        .expect("a ready line");
+    let block: Vec<String> = lines.by_ref().take(6).map_while(Result::ok).collect();
+    let port = block[0]
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        head.ends_with(&format!("wcp {} is ready", host::VERSION)),
+        "{head}"
+    );
+    let expected = [
+        format!("  listen    http://0.0.0.0:{port} (every interface)"),
+        format!(
+            "  mode      tenants: 1 client of 1 tenant (acme) from {}",
+            tenants.display()
+        ),
+        format!(
+            "  store     SQLite {}",
+            data.path().join("wcp.db").display()
+        ),
+        format!(
+            "  policies  {}: 1 loaded, 1 failed (their errors are logged above)",
+            policies.display()
+        ),
+        format!("  openapi   http://127.0.0.1:{port}/openapi.json"),
+        format!("  metrics   http://127.0.0.1:{port}/metrics"),
+    ];
+    assert_eq!(block, expected);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// A POST with a JSON body (`""`: none).

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 /// The Workflow Control Plane: gate decisions for workflow steps, made by
 /// sandboxed WebAssembly policies.
 #[derive(Debug, Parser)]
-#[command(name = "wcp", version, about, long_about = None)]
+#[command(name = "wcp", version = crate::VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -47,9 +47,13 @@ impl WatcherHandle {
 }
 
 /// Starts watching the policy directory, loads it once (marking the server
-/// ready when that is done), then reloads on every change and every
+/// ready when that is done, then calling `on_ready` with how many policies
+/// loaded and how many failed), then reloads on every change and every
 /// `--policy-rescan` until stopped.
-pub fn spawn_watcher(state: AppState) -> WatcherHandle {
+pub fn spawn_watcher(
+    state: AppState,
+    on_ready: impl FnOnce(usize, usize) + Send + 'static,
+) -> WatcherHandle {
     let (stop, mut stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let dir = state.config.policy_dir.clone();
@@ -61,9 +65,8 @@ pub fn spawn_watcher(state: AppState) -> WatcherHandle {
         reload(&state).await;
         let set = state.policies.load();
         let (loaded, failed) = summary(&set);
-        tracing::info!(dir = %dir.display(), loaded, failed, "policies loaded");
         state.mark_ready();
-        tracing::info!("ready");
+        on_ready(loaded, failed);
 
         let period = state.config.policy_rescan.max(Duration::from_millis(10));
         let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + period, period);

@@ -73,7 +73,7 @@ impl Live {
             ..config
         };
         let state = AppState::new(config, Arc::clone(&RUNTIME), auth, store.clone());
-        let watcher = spawn_watcher(state.clone());
+        let watcher = spawn_watcher(state.clone(), |_, _| {});
         let ready = state.clone();
         eventually("the first load", || {
             let ready = ready.clone();
