@@ -40,6 +40,11 @@ fn main() {
         let mut entries = String::new();
         for name in names {
             let file = components::wasm_file(&out_dir, name);
+            // The constants name files outside OUT_DIR: when one is deleted
+            // or rewritten (a `cargo clean` of the nested directory, another
+            // checkout sharing the target directory), the script runs again
+            // and rebuilds it, so no test or bench finds its path missing.
+            println!("cargo:rerun-if-changed={}", file.display());
             let constant = name.replace('-', "_").to_uppercase();
             writeln!(
                 code,
