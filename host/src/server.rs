@@ -204,9 +204,9 @@ impl Startup {
             ),
             LogFormat::Human => {
                 let failures = if failed == 0 {
-                    String::new()
+                    ""
                 } else {
-                    " (their errors are logged above)".to_owned()
+                    " (their errors are logged above)"
                 };
                 tracing::info!(
                     "wcp {version} is ready\n  \
