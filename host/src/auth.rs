@@ -6,6 +6,7 @@
 //! mode slots in as a new variant without touching them.
 
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -79,11 +80,16 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
-    /// Identifies the caller from the request headers.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    /// Identifies the caller from the request headers; `source` is the
+    /// peer's address, when known, which failed attempts are counted by.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
         match self {
             Authenticator::Community => community(headers),
-            Authenticator::Tenants(tenants) => tenants.authenticate(headers).await,
+            Authenticator::Tenants(tenants) => tenants.authenticate(headers, source).await,
         }
     }
 }
@@ -159,7 +165,8 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.auth.authenticate(&parts.headers).await
+        let source = crate::api::listen::peer(&parts.extensions).map(|peer| peer.ip());
+        state.auth.authenticate(&parts.headers, source).await
     }
 }
 

@@ -55,6 +55,18 @@ pub struct ServeConfig {
     pub public_base_url: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Time a connection has to send a complete request head, from its
+    /// opening or its previous response (so also how long an idle
+    /// keep-alive connection is kept).
+    pub header_timeout: Duration,
+    /// Time a request body has to arrive in full, from the end of its head;
+    /// a slower one gets 408.
+    pub body_timeout: Duration,
+    /// Connections open at once; never more than the descriptor limit
+    /// allows (`server`).
+    pub max_connections: usize,
+    /// Time requests in flight get to finish after SIGTERM or Ctrl-C.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServeConfig {
@@ -73,6 +85,13 @@ impl Default for ServeConfig {
             cors_origins: vec!["http://localhost:3000".into()],
             public_base_url: None,
             log_format: LogFormat::Human,
+            // hyper's own default. Behind a load balancer, raise it above
+            // the balancer's idle timeout, which must close first.
+            header_timeout: Duration::from_secs(30),
+            // A 16 MiB policy upload at half a megabyte a second.
+            body_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -132,6 +151,18 @@ pub struct ServeArgs {
     /// Log format: human or json [env: WCP_LOG_FORMAT] [default: human]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Time a connection has to send a request head, from its opening or its previous response; also the keep-alive idle timeout [env: WCP_HEADER_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+    /// Time a request body has to arrive, from the end of its head; slower ones get 408 [env: WCP_BODY_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub body_timeout: Option<String>,
+    /// Connections open at once, at most the descriptor limit allows [env: WCP_MAX_CONNECTIONS] [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Time requests in flight get to finish after SIGTERM or Ctrl-C [env: WCP_SHUTDOWN_GRACE] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
 }
 
 /// The config file; unknown keys are an error, so a typo is not ignored.
@@ -148,6 +179,10 @@ struct FileConfig {
     cors_origin: Option<OneOrMany>,
     public_base_url: Option<String>,
     log_format: Option<String>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_connections: Option<u64>,
+    shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +307,26 @@ impl ServeArgs {
                 _ => return Err(raw.invalid("expected human or json")),
             },
         };
+        let header_timeout = pick(self.header_timeout, "header-timeout", file.header_timeout)
+            .map_or(Ok(defaults.header_timeout), |raw| raw.duration())?;
+        let body_timeout = pick(self.body_timeout, "body-timeout", file.body_timeout)
+            .map_or(Ok(defaults.body_timeout), |raw| raw.duration())?;
+        let max_connections = match pick(
+            self.max_connections,
+            "max-connections",
+            file.max_connections.map(|n| n.to_string()),
+        ) {
+            None => defaults.max_connections,
+            Some(raw) => raw
+                .value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(|n| n as usize)
+                .ok_or_else(|| raw.invalid("expected a whole number of at least 1"))?,
+        };
+        let shutdown_grace = pick(self.shutdown_grace, "shutdown-grace", file.shutdown_grace)
+            .map_or(Ok(defaults.shutdown_grace), |raw| raw.duration())?;
         Ok(ServeConfig {
             listen,
             data_dir,
@@ -285,6 +340,10 @@ impl ServeArgs {
             cors_origins,
             public_base_url,
             log_format,
+            header_timeout,
+            body_timeout,
+            max_connections,
+            shutdown_grace,
         })
     }
 }

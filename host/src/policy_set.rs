@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock;
 use crate::manifest::{MAX_MANIFEST_BYTES, Manifest};
-use crate::runtime::{CompiledPolicy, PolicyRuntime};
+use crate::runtime::{CompiledPolicy, LogBudget, PolicyRuntime};
 
 /// Where a policy applies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,6 +60,8 @@ pub struct ServingVersion {
     pub manifest: Manifest,
     /// When it was loaded.
     pub loaded_at: String,
+    /// How much of its output may still reach the log this minute.
+    pub log_budget: Arc<LogBudget>,
 }
 
 /// One policy of the set.
@@ -118,6 +120,7 @@ impl PolicyEntry {
                 compiled,
                 manifest,
                 loaded_at: clock::now_rfc3339(),
+                log_budget: Arc::default(),
             })),
             status: Status::Loaded,
             last_error: None,

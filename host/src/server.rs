@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::api::listen::Limits;
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::{LogFormat, ServeConfig};
@@ -78,7 +79,8 @@ pub async fn run(
         }
         Authenticator::Community => None,
     };
-    let startup = Startup::new(&config, address, &auth, &store);
+    let limits = connection_limits(&config);
+    let startup = Startup::new(&config, address, &auth, &store, limits);
     let state = AppState::new(config, Arc::new(runtime), auth, store);
 
     // Policies load in the background, then the directory is watched;
@@ -99,9 +101,7 @@ pub async fn run(
         },
     ));
 
-    let served = axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = api::listen::serve(listener, api::app(state), limits.http, shutdown).await;
     let _ = stop_sweeper.send(());
     watcher.stop().await;
     if let Some(reloader) = tenants_reloader {
@@ -127,6 +127,53 @@ async fn authenticator(config: &ServeConfig) -> Result<Authenticator, ServerErro
     Ok(Authenticator::Tenants(Arc::new(tenants)))
 }
 
+/// The connection limits in force, and the descriptor limit they fit in.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    http: Limits,
+    /// The soft `RLIMIT_NOFILE` after raising it; `None` where it cannot
+    /// be read.
+    descriptors: Option<u64>,
+}
+
+/// Descriptors kept for everything but connections: the database and its
+/// readers, the policy files and cache, the watcher, the runtime.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft descriptor limit to the hard one, so the connection cap
+/// is what limits connections, and fits the cap under it: at most the
+/// limit less [`RESERVED_DESCRIPTORS`] (or half of a small limit).
+fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
+    let descriptors = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read or raise the open-file limit");
+            None
+        }
+    };
+    let mut max_connections = config.max_connections;
+    if let Some(limit) = descriptors {
+        let room = limit - RESERVED_DESCRIPTORS.min(limit / 2);
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        if room < max_connections {
+            tracing::warn!(
+                "the open-file limit is {limit}: serving at most {room} connections at once, \
+                 not the {max_connections} asked for (raise the hard limit, e.g. LimitNOFILE=)"
+            );
+            max_connections = room;
+        }
+    }
+    ConnectionLimits {
+        http: Limits {
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            max_connections,
+            shutdown_grace: config.shutdown_grace,
+        },
+        descriptors,
+    }
+}
+
 /// What the startup block says once the first policy load is published:
 /// the version, where the server listens, who may call it, where its data
 /// and policies are, and where its description and metrics are served.
@@ -139,10 +186,17 @@ struct Startup {
     mode: String,
     store: String,
     policy_dir: String,
+    limits: String,
 }
 
 impl Startup {
-    fn new(config: &ServeConfig, address: SocketAddr, auth: &Authenticator, store: &Store) -> Self {
+    fn new(
+        config: &ServeConfig,
+        address: SocketAddr,
+        auth: &Authenticator,
+        store: &Store,
+        limits: ConnectionLimits,
+    ) -> Self {
         let listen = format!("http://{address}");
         let (listen, base) = if address.ip().is_unspecified() {
             let loopback = match address {
@@ -181,6 +235,7 @@ impl Startup {
             mode,
             store: format!("SQLite {}", store.path().display()),
             policy_dir: config.policy_dir.display().to_string(),
+            limits: describe_limits(limits),
         }
     }
 
@@ -196,6 +251,7 @@ impl Startup {
                 mode = %self.mode,
                 store = %self.store,
                 policy_dir = %self.policy_dir,
+                limits = %self.limits,
                 policies_loaded = loaded,
                 policies_failed = failed,
                 openapi = %openapi,
@@ -214,6 +270,7 @@ impl Startup {
                      mode      {mode}\n  \
                      store     {store}\n  \
                      policies  {dir}: {loaded} loaded, {failed} failed{failures}\n  \
+                     limits    {limits}\n  \
                      openapi   {openapi}\n  \
                      metrics   {metrics}",
                     version = crate::VERSION,
@@ -221,10 +278,24 @@ impl Startup {
                     mode = self.mode,
                     store = self.store,
                     dir = self.policy_dir,
+                    limits = self.limits,
                 )
             }
         }
     }
+}
+
+/// `10000 connections (open-file limit 1048576), header 30s, body 30s,
+/// shutdown grace 10s`.
+fn describe_limits(limits: ConnectionLimits) -> String {
+    let http = limits.http;
+    let descriptors = limits
+        .descriptors
+        .map_or_else(|| "unknown".to_owned(), |limit| limit.to_string());
+    format!(
+        "{} connections (open-file limit {descriptors}), header {:?}, body {:?}, shutdown grace {:?}",
+        http.max_connections, http.header_timeout, http.body_timeout, http.shutdown_grace
+    )
 }
 
 /// Lays the example policies out in the default policy directory if it does

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod wire;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -23,17 +25,7 @@ async fn exchange(address: SocketAddr, request: &[u8]) -> (u16, String) {
     stream.write_all(request).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    wire::parse_response(&String::from_utf8_lossy(&response))
 }
 
 async fn get(address: SocketAddr, path: &str) -> (u16, String) {
@@ -264,6 +256,11 @@ fn wcp_serve_logs_its_address_and_stops_cleanly_on_sigterm() {
     assert!(examples > 0);
     assert_eq!(fields["policies_loaded"], examples);
     assert_eq!(fields["policies_failed"], 0);
+    let limits = fields["limits"].as_str().unwrap();
+    assert!(
+        limits.contains(" connections (open-file limit "),
+        "{limits}"
+    );
     assert_eq!(fields["openapi"], format!("{url}/openapi.json"));
     assert_eq!(fields["metrics"], format!("{url}/metrics"));
 
@@ -329,7 +326,10 @@ fn wcp_serve_starts_with_a_block_saying_where_everything_is() {
         .map_while(Result::ok)
         .find(|line| line.contains(" is ready"))
         .expect("a ready line");
-    let block: Vec<String> = lines.by_ref().take(6).map_while(Result::ok).collect();
+    let block: Vec<String> = lines.by_ref().take(7).map_while(Result::ok).collect();
+    // Stop it before any assertion can fail and leave it running.
+    child.kill().unwrap();
+    child.wait().unwrap();
     let port = block[0]
         .rsplit_once(':')
         .unwrap()
@@ -342,6 +342,7 @@ fn wcp_serve_starts_with_a_block_saying_where_everything_is() {
         head.ends_with(&format!("wcp {} is ready", host::VERSION)),
         "{head}"
     );
+    let hard = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().1;
     let expected = [
         format!("  listen    http://0.0.0.0:{port} (every interface)"),
         format!(
@@ -356,13 +357,17 @@ fn wcp_serve_starts_with_a_block_saying_where_everything_is() {
             "  policies  {}: 1 loaded, 1 failed (their errors are logged above)",
             policies.display()
         ),
+        // The soft open-file limit is raised to the hard one, and the
+        // connection cap fits 256 descriptors under it.
+        format!(
+            "  limits    {} connections (open-file limit {hard}), header 30s, body 30s, \
+             shutdown grace 10s",
+            10_000.min(hard - 256.min(hard / 2))
+        ),
         format!("  openapi   http://127.0.0.1:{port}/openapi.json"),
         format!("  metrics   http://127.0.0.1:{port}/metrics"),
     ];
     assert_eq!(block, expected);
-
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// A POST with a JSON body (`""`: none).

@@ -7,6 +7,7 @@
 mod common;
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -726,38 +727,41 @@ async fn lists_show_only_the_callers_tenant_and_org() {
 }
 
 #[tokio::test]
-async fn more_than_ten_failures_a_minute_lock_the_client_id_out() {
+async fn more_than_ten_failures_a_minute_lock_the_client_id_out_from_that_address_only() {
     let server = Tenants::start().await;
     let uri = "/api/v1/workflows";
+    let attacker: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let from = |peer: SocketAddr, auth: String| {
+        let server = &server;
+        async move {
+            server
+                .live
+                .app
+                .send_from(
+                    Some(peer),
+                    Method::GET,
+                    uri,
+                    &[("authorization", &auth)],
+                    Vec::new(),
+                )
+                .await
+        }
+    };
     for attempt in 1..=10 {
-        let answer = server
-            .call(
-                Method::GET,
-                uri,
-                Some(&basic("acme-member", "wrong")),
-                Body::None,
-            )
-            .await;
+        // A new connection each time: the port changes, the address not.
+        let peer = SocketAddr::new(attacker.ip(), 40_000 + attempt);
+        let answer = from(peer, basic("acme-member", "wrong")).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
     }
-    let eleventh = server
-        .call(
-            Method::GET,
-            uri,
-            Some(&basic("acme-member", "wrong")),
-            Body::None,
-        )
-        .await;
+    let eleventh = from(attacker, basic("acme-member", "wrong")).await;
     assert_eq!(eleventh.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         eleventh.json(),
         json!({"error": "too_many_requests", "code": "TOO_MANY_REQUESTS",
                "message": "Too many failed authentication attempts"})
     );
-    // Even the right secret waits for the window to free.
-    let right = server
-        .call(Method::GET, uri, Some(&creds("acme-member")), Body::None)
-        .await;
+    // Even the right secret waits for the window to free, from there.
+    let right = from(attacker, creds("acme-member")).await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
     let retry = right
         .headers
@@ -766,10 +770,118 @@ async fn more_than_ten_failures_a_minute_lock_the_client_id_out() {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // The real client, elsewhere, is not locked out by them; an IPv4
+    // address counts as itself however the socket was bound.
+    let elsewhere: SocketAddr = "198.51.100.20:50000".parse().unwrap();
+    let answer = from(elsewhere, creds("acme-member")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let mapped: SocketAddr = "[::ffff:192.0.2.7]:40100".parse().unwrap();
+    let answer = from(mapped, creds("acme-member")).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
     // Other client ids are not affected.
+    let answer = from(attacker, creds("acme-approver")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    server.live.stop().await;
+}
+
+/// The audit list shows an org the entries about its own workflows and
+/// the tenant's policy changes; another org's workflows are as absent
+/// there as on the workflow routes, byte for byte.
+#[tokio::test]
+async fn the_audit_shows_an_org_only_its_own_workflows_and_the_tenant_s_policy_changes() {
+    let server = Tenants::start().await;
+    let mine = server.workflow(Some(send_email())).await;
+    // A tenant-level entry: acme-org's admin uploads a policy.
     server
-        .expect("acme-approver", Method::GET, uri, Body::None, 200)
+        .expect(
+            "acme-admin",
+            Method::PUT,
+            "/api/v1/policies/y",
+            Body::Wasm(wasm::ALLOW_ALL),
+            201,
+        )
         .await;
+    let about_mine = |page: &Value| -> usize {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["workflow_id"] == mine.as_str())
+            .count()
+    };
+    let policy_changes = |page: &Value| -> usize {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["workflow_id"].is_null())
+            .count()
+    };
+    let own = server
+        .expect("acme-admin", Method::GET, "/api/v1/audit", Body::None, 200)
+        .await;
+    assert!(about_mine(&own) >= 2, "created and gated: {own}");
+    assert!(policy_changes(&own) >= 1, "{own}");
+
+    let theirs = server
+        .expect(
+            "acme-elsewhere",
+            Method::GET,
+            "/api/v1/audit",
+            Body::None,
+            200,
+        )
+        .await;
+    assert_eq!(about_mine(&theirs), 0, "{theirs}");
+    assert!(policy_changes(&theirs) >= 1, "{theirs}");
+    assert_eq!(theirs["total"], policy_changes(&theirs), "{theirs}");
+
+    // Filters: another org's workflow id answers as a missing one does.
+    let absent = "wf_00000000-0000-4000-8000-000000000000";
+    for query in [
+        format!("workflow_id={mine}"),
+        format!("workflow_id={mine}&kind=step_gate"),
+        format!("workflow_id={mine}&since=2000-01-01T00:00:00Z"),
+    ] {
+        let foreign = server
+            .call(
+                Method::GET,
+                &format!("/api/v1/audit?{query}"),
+                Some(&creds("acme-elsewhere")),
+                Body::None,
+            )
+            .await;
+        let missing = server
+            .call(
+                Method::GET,
+                &format!("/api/v1/audit?{}", query.replace(&mine, absent)),
+                Some(&creds("acme-elsewhere")),
+                Body::None,
+            )
+            .await;
+        assert_eq!(foreign.status, StatusCode::OK, "{query}");
+        assert_eq!(foreign.body, missing.body, "{query}");
+        let own = server
+            .expect(
+                "acme-admin",
+                Method::GET,
+                &format!("/api/v1/audit?{query}"),
+                Body::None,
+                200,
+            )
+            .await;
+        assert!(own["total"].as_u64().unwrap() >= 1, "{query}: {own}");
+    }
+    let kinds = server
+        .expect(
+            "acme-elsewhere",
+            Method::GET,
+            "/api/v1/audit?kind=workflow_created",
+            Body::None,
+            200,
+        )
+        .await;
+    assert_eq!(kinds["total"], 0, "{kinds}");
     server.live.stop().await;
 }
 

@@ -468,6 +468,53 @@ async fn steps_take_indexes_and_completes_add_to_the_totals() {
     assert_eq!(got["steps"][1]["tokens_in"], 2);
 }
 
+/// Usage that would take a workflow's totals past what can be stored is
+/// refused with a 400 naming the field, and changes nothing: no 500, no
+/// wrapped or infinite total.
+#[tokio::test]
+async fn usage_that_would_overflow_the_totals_is_a_400_that_changes_nothing() {
+    let app = app();
+    let id = app.create("w").await;
+    for step in ["s1", "s2"] {
+        assert_eq!(app.gate(&id, step, llm()).await.status, StatusCode::OK);
+    }
+    let complete = |step: &str, body: Value| {
+        let uri = format!("/api/v1/workflows/{id}/steps/{step}/complete");
+        let app = &app;
+        async move { app.post(&uri, body).await }
+    };
+    let max = json!({"tokens_in": i64::MAX, "tokens_out": i64::MAX, "cost_usd": f64::MAX});
+    assert_eq!(complete("s1", max).await.status, StatusCode::NO_CONTENT);
+    let before = app.get(&format!("/api/v1/workflows/{id}")).await.body;
+    let audit_before = app.audit().len();
+    for (field, body) in [
+        ("tokens_in", json!({"tokens_in": 1})),
+        ("tokens_out", json!({"tokens_out": 1})),
+        ("cost_usd", json!({"cost_usd": f64::MAX})),
+    ] {
+        let answer = complete("s2", body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{field}");
+        let message = answer.json()["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.starts_with(&format!(
+                "{field} would take the workflow's total_{field} past"
+            )),
+            "{message}"
+        );
+    }
+    let after = app.get(&format!("/api/v1/workflows/{id}")).await.body;
+    assert_eq!(before, after, "nothing changed");
+    assert_eq!(app.audit().len(), audit_before, "nothing audited");
+    // What fits still does.
+    assert_eq!(
+        complete("s2", json!({"cost_usd": 0.0, "tokens_in": 0}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    app.assert_chain_valid();
+}
+
 #[tokio::test]
 async fn fail_and_abort_record_their_reasons() {
     // (name, action, body, status, reason, column)

@@ -1,6 +1,8 @@
 //! Audit routes (contract §7): the caller's chain, or with `scope=global`
 //! the chain of global-policy events, listed and verified. Admins only;
-//! no route edits or deletes an entry.
+//! no route edits or deletes an entry. The list shows an org's admins the
+//! entries about their org's workflows and the tenant's policy changes,
+//! never another org's workflows; verifying walks the whole chain.
 
 use std::collections::HashMap;
 
@@ -77,7 +79,9 @@ pub async fn list_audit(
         .map_err(|_| ApiError::BadRequest("since must be an RFC 3339 timestamp".into()))?;
     let page = Page::from_query(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
     let chain = chain(&caller, &query)?;
+    // Entries about another org's workflows are as unseen as the workflows.
     let filter = AuditFilter {
+        org: Some(caller.org.clone()),
         workflow_id: query.get("workflow_id").cloned(),
         kind: query.get("kind").cloned(),
         since,

@@ -84,6 +84,10 @@ pub enum ApiError {
         /// The module limit in bytes.
         limit: usize,
     },
+    /// 408 `REQUEST_TIMEOUT`: the body did not arrive in time; nothing was
+    /// changed.
+    #[error("request body not received within the server's body timeout; nothing was changed")]
+    BodyTimeout,
     /// 415 `UNSUPPORTED_MEDIA_TYPE`; the message names the accepted types.
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
@@ -132,6 +136,7 @@ impl ApiError {
             ApiError::TooLarge { .. } | ApiError::ModuleTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +157,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::KeyMismatch { .. } => "IDEMPOTENCY_KEY_MISMATCH",
             ApiError::TooLarge { .. } | ApiError::ModuleTooLarge { .. } => "REQUEST_TOO_LARGE",
+            ApiError::BodyTimeout => "REQUEST_TIMEOUT",
             ApiError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::TooManyRequests { code, .. } => code,
             ApiError::NotReady => "NOT_READY",
@@ -190,6 +196,7 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::NotFound(message) => ApiError::NotFound(message),
+            Refusal::Invalid(message) => ApiError::BadRequest(message),
             Refusal::Conflict { code, message } => ApiError::Conflict { code, message },
             Refusal::KeyMismatch {
                 workflow_id,
@@ -237,6 +244,13 @@ impl IntoResponse for ApiError {
         };
         if let Some(value) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if let ApiError::BodyTimeout = &self {
+            // The rest of the body may still come: the connection cannot
+            // carry another request (RFC 9110 §15.5.9).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let ApiError::Unauthorized(_) = &self {
             // A 401 names the scheme to answer it with (RFC 9110 §11.6.1).

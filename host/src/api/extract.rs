@@ -15,6 +15,7 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use tower_http::timeout::TimeoutError;
 
 use super::{ApiError, AppState};
 
@@ -68,13 +69,21 @@ pub(super) async fn read_limited(
 }
 
 /// The answer to a body that failed while read through a [`Limited`]:
-/// `too_large()` when the limit was passed, else 400.
+/// `too_large()` when the limit was passed, 408 when it did not arrive
+/// within the body timeout (`listen`), else 400.
 pub(super) fn unreadable(
     error: &(dyn std::error::Error + 'static),
     too_large: fn() -> ApiError,
 ) -> ApiError {
     if error.is::<LengthLimitError>() {
         return too_large();
+    }
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<TimeoutError>() {
+            return ApiError::BodyTimeout;
+        }
+        cause = error.source();
     }
     ApiError::BadRequest(format!("Invalid request body: cannot read it: {error}"))
 }

@@ -68,6 +68,10 @@ impl Metrics {
                 "Answered gates by decision and source (fresh or cached)",
             ),
             (
+                "wcp_policy_log_dropped_bytes_total",
+                "Bytes of policy output kept out of the server log, by policy",
+            ),
+            (
                 "wcp_policy_reloads_total",
                 "Policy loads by result (loaded, failed, removed)",
             ),
@@ -151,6 +155,15 @@ impl Metrics {
                 &[policy.clone(), ("kind", error.kind.as_str().to_owned())],
             );
             self.recorder.register_counter(&key, &METADATA).increment(1);
+        }
+        if run.dropped_log_bytes > 0 {
+            let key = Self::key(
+                "wcp_policy_log_dropped_bytes_total",
+                std::slice::from_ref(&policy),
+            );
+            self.recorder
+                .register_counter(&key, &METADATA)
+                .increment(run.dropped_log_bytes);
         }
         if run.policy_version.is_some() {
             let key = Self::key("wcp_policy_evaluation_duration_seconds", &[policy]);
@@ -244,6 +257,7 @@ mod tests {
                 message: "policy panicked: boom".into(),
             }),
             effective: None,
+            dropped_log_bytes: 0,
         };
         metrics.policy_run(&run);
         let text = metrics.render();

@@ -9,6 +9,7 @@
 //! - `state`: [`AppState`]. `error`: [`ApiError`] and its envelope.
 //! - `extract`: body cap, JSON and path extractors with our rejections.
 //! - `routes`: [`Routes`], registration from `#[utoipa::path]`.
+//! - `listen`: the accept loop, connection limits and bounded shutdown.
 //! - `metrics`: the Prometheus series. `ops`: `/health`, `/ready`, `/metrics`.
 //! - `policies`: policy list, get, dry run. `openapi`: `/openapi.json`.
 //! - `audit`: the audit chain, listed and verified.
@@ -24,6 +25,7 @@ mod error;
 mod expiry;
 pub mod extract;
 mod lifecycle;
+pub mod listen;
 mod metrics;
 pub mod openapi;
 pub mod ops;

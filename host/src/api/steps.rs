@@ -297,12 +297,14 @@ pub async fn complete_step(
     let scope = workflow_id.clone();
     state
         .write_after_expiry(&scope, move |tx| -> Result<(), FlowError> {
-            tx.find_workflow(&workflow_id, &caller.tenant, &caller.org)?
+            let workflow = tx
+                .find_workflow(&workflow_id, &caller.tenant, &caller.org)?
                 .ok_or(Refusal::NotFound(WORKFLOW_NOT_FOUND))?;
             let mut step = tx
                 .find_step(&workflow_id, &step_id)?
                 .ok_or(Refusal::NotFound("Step not found"))?;
             flow::check_key(&step, key.as_deref())?;
+            flow::check_totals(&workflow, tokens_in, tokens_out, cost_usd)?;
             let now = clock::now_rfc3339();
             step.completion_count += 1;
             step.completed_at = Some(now.clone());

@@ -86,6 +86,7 @@ mod tests {
             policy_version: Some("0123456789ab".into()),
             error: None,
             effective: Some(effective),
+            dropped_log_bytes: 0,
         }
     }
 

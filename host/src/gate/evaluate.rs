@@ -1,10 +1,12 @@
 //! Running the applicable policies of one gate.
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 
 use crate::input::PolicyInput;
 use crate::policy_set::{PolicyEntry, PolicySet};
-use crate::runtime::{FaultKind, PolicyRequest, PolicyRuntime};
+use crate::runtime::{Admission, FaultKind, PolicyRequest, PolicyRuntime};
 use crate::verdict::Verdict;
 
 /// A policy's own answer in a gate's record: its verdict, or `error`.
@@ -104,6 +106,9 @@ pub struct PolicyRun {
     /// The verdict that counts: the own verdict, or `on_error` for an error.
     #[serde(skip)]
     pub effective: Option<Verdict>,
+    /// Bytes of the policy's output that did not reach the log.
+    #[serde(skip)]
+    pub dropped_log_bytes: u64,
 }
 
 impl PolicyRun {
@@ -140,6 +145,7 @@ pub fn run_policy(
                 message: "the policy has no loaded version".into(),
             }),
             effective: Some(manifest.on_error),
+            dropped_log_bytes: 0,
         };
     };
     let evaluation = runtime.evaluate(
@@ -148,7 +154,7 @@ pub fn run_policy(
         manifest.settings_json(),
         manifest.limits(),
     );
-    evaluation.emit_logs(&entry.id);
+    let dropped_log_bytes = evaluation.emit_logs(&entry.id, &serving.log_budget);
     let duration_us = u64::try_from(evaluation.duration.as_micros()).unwrap_or(u64::MAX);
     let (action, reason, error, effective) = match evaluation.outcome {
         Ok(decision) => (
@@ -158,7 +164,14 @@ pub fn run_policy(
             decision.verdict,
         ),
         Err(fault) => {
-            tracing::warn!(policy = %entry.id, kind = %fault.kind, message = %fault.message, "policy fault");
+            // A policy that faults on every gate is held to its log budget
+            // too; the fault is in the gate's answer and the metrics anyway.
+            let admitted = serving
+                .log_budget
+                .admit(fault.message.len(), Instant::now());
+            if admitted == Admission::Logged {
+                tracing::warn!(policy = %entry.id, kind = %fault.kind, message = %fault.message, "policy fault");
+            }
             (
                 Action::Error,
                 None,
@@ -179,6 +192,7 @@ pub fn run_policy(
         policy_version: Some(serving.compiled.version().to_owned()),
         error,
         effective: Some(effective),
+        dropped_log_bytes,
     }
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::store::StoreError;
 use crate::store::steps::StepRow;
+use crate::store::workflows::WorkflowRow;
 use crate::verdict::Verdict;
 
 /// Namespace of approval ids (contract §1.3).
@@ -39,6 +40,9 @@ pub enum Refusal {
         /// Sent key, `""` when none.
         received: String,
     },
+    /// 400 `BAD_REQUEST`: a value the request may send, but not here (a
+    /// usage that would take a workflow's total past what is stored).
+    Invalid(String),
     /// 429 `CONCURRENT_EXECUTION_LIMIT`: the tenant already has `limit`
     /// workflows in progress (contract §2.1).
     ConcurrencyLimit {
@@ -81,6 +85,47 @@ pub fn check_capacity(running: u64, limit: Option<u64>) -> Result<(), Refusal> {
         Some(limit) if running >= limit => Err(Refusal::ConcurrencyLimit { limit }),
         _ => Ok(()),
     }
+}
+
+/// The largest token total stored: an SQL integer.
+pub const MAX_TOKEN_TOTAL: u64 = i64::MAX as u64;
+
+/// §2.5: a step complete's usage must fit in its workflow's totals. Token
+/// totals are at most [`MAX_TOKEN_TOTAL`] and the cost total stays finite;
+/// a usage that would pass either is refused, naming its field, rather
+/// than stored wrapped, rounded to infinity or failed in the database.
+pub fn check_totals(
+    workflow: &WorkflowRow,
+    tokens_in: Option<u64>,
+    tokens_out: Option<u64>,
+    cost_usd: Option<f64>,
+) -> Result<(), Refusal> {
+    let past = |field: &str, total: &str, ceiling: &str| {
+        Refusal::Invalid(format!(
+            "{field} would take the workflow's {total} past {ceiling}; nothing was changed"
+        ))
+    };
+    for (field, total, sent) in [
+        ("tokens_in", workflow.total_tokens_in, tokens_in),
+        ("tokens_out", workflow.total_tokens_out, tokens_out),
+    ] {
+        let sum = total.checked_add(sent.unwrap_or(0));
+        if sum.is_none_or(|sum| sum > MAX_TOKEN_TOTAL) {
+            return Err(past(
+                field,
+                &format!("total_{field}"),
+                &MAX_TOKEN_TOTAL.to_string(),
+            ));
+        }
+    }
+    if !(workflow.total_cost_usd + cost_usd.unwrap_or(0.0)).is_finite() {
+        return Err(past(
+            "cost_usd",
+            "total_cost_usd",
+            "the largest number stored",
+        ));
+    }
+    Ok(())
 }
 
 /// `dec_<workflow_id>_<step_id>`.

@@ -17,6 +17,7 @@ mod bindings;
 mod cache;
 mod engine;
 mod fault;
+mod log_budget;
 mod output;
 mod sandbox;
 mod validate;
@@ -32,6 +33,7 @@ pub use bindings::{Level, PolicyRequest};
 pub use cache::{ArtifactCache, CacheError};
 pub use engine::EPOCH_TICK;
 pub use fault::{Fault, FaultKind};
+pub use log_budget::{Admission, BYTES_PER_MINUTE, LINES_PER_MINUTE, LogBudget};
 pub use output::CAPTURE_LIMIT;
 pub use sandbox::{LOG_LIMIT, LogSource, PolicyLog};
 pub use validate::LoadError;
@@ -108,11 +110,21 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// Forwards the policy's log lines to the host log, tagged with `policy`.
-    pub fn emit_logs(&self, policy: &str) {
+    /// Forwards the policy's log lines to the host log, tagged with
+    /// `policy`, as far as its `budget` allows. Returns the bytes of output
+    /// that did not reach the log: over the capture bounds or the budget.
+    pub fn emit_logs(&self, policy: &str, budget: &LogBudget) -> u64 {
+        let now = Instant::now();
+        let mut dropped = self.dropped_log_bytes;
+        let mut announce = false;
         for line in &self.logs {
-            let source = line.source.as_str();
             let message = line.message.as_str();
+            if let Admission::Dropped { first } = budget.admit(message.len(), now) {
+                dropped += message.len() as u64;
+                announce |= first;
+                continue;
+            }
+            let source = line.source.as_str();
             match line.level {
                 Level::Trace => tracing::trace!(policy, source, "{message}"),
                 Level::Debug => tracing::debug!(policy, source, "{message}"),
@@ -122,12 +134,24 @@ impl Evaluation {
             }
         }
         if self.dropped_log_bytes > 0 {
+            match budget.admit(0, now) {
+                Admission::Logged => tracing::warn!(
+                    policy,
+                    dropped_bytes = self.dropped_log_bytes,
+                    "policy output over the log bounds was dropped"
+                ),
+                Admission::Dropped { first } => announce |= first,
+            }
+        }
+        if announce {
             tracing::warn!(
                 policy,
-                dropped_bytes = self.dropped_log_bytes,
-                "policy output over the log bounds was dropped"
+                "the policy logged more than {LINES_PER_MINUTE} lines or {BYTES_PER_MINUTE} bytes \
+                 this minute; the rest of the minute's output is dropped and counted in \
+                 wcp_policy_log_dropped_bytes_total"
             );
         }
+        dropped
     }
 }
 

@@ -12,6 +12,10 @@ use crate::clock;
 /// Which entries of a chain to list; `Default` is the API's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditFilter {
+    /// Only entries about no workflow (the tenant's policy changes) or
+    /// about a workflow of this org: what a caller of the org may see.
+    /// `None` for every entry, as the offline tools read them.
+    pub org: Option<String>,
     /// Only entries about this workflow.
     pub workflow_id: Option<String>,
     /// Only entries of this kind.
@@ -27,6 +31,7 @@ pub struct AuditFilter {
 impl Default for AuditFilter {
     fn default() -> Self {
         AuditFilter {
+            org: None,
             workflow_id: None,
             kind: None,
             since: None,
@@ -111,9 +116,28 @@ pub fn list(
 ) -> Result<(Vec<AuditEntry>, u64), StoreError> {
     let mut conditions = String::from("chain = ?");
     let mut args = vec![SqlValue::Text(chain.to_owned())];
-    if let Some(workflow_id) = &filter.workflow_id {
-        conditions.push_str(" AND wid = (SELECT wid FROM workflows WHERE workflow_id = ?)");
-        args.push(SqlValue::Text(workflow_id.clone()));
+    match (&filter.workflow_id, &filter.org) {
+        (Some(workflow_id), None) => {
+            conditions.push_str(" AND wid = (SELECT wid FROM workflows WHERE workflow_id = ?)");
+            args.push(SqlValue::Text(workflow_id.clone()));
+        }
+        // Another org's workflow is as unknown as a missing one.
+        (Some(workflow_id), Some(org)) => {
+            conditions.push_str(
+                " AND wid = (SELECT wid FROM workflows WHERE workflow_id = ? AND org = ?)",
+            );
+            args.push(SqlValue::Text(workflow_id.clone()));
+            args.push(SqlValue::Text(org.clone()));
+        }
+        (None, Some(org)) => {
+            conditions.push_str(
+                " AND (workflow_id IS NULL \
+                 OR wid IN (SELECT wid FROM workflows WHERE tenant = ? AND org = ?))",
+            );
+            args.push(SqlValue::Text(chain.to_owned()));
+            args.push(SqlValue::Text(org.clone()));
+        }
+        (None, None) => {}
     }
     if let Some(kind) = &filter.kind {
         conditions.push_str(" AND kind = ?");

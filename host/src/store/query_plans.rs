@@ -163,6 +163,18 @@ const OPERATIONS: &[(&str, Operation, &str)] = &[
         },
         "SEARCH audit_log USING INDEX audit_log_by_workflow (chain=? AND wid=?)",
     ),
+    (
+        "audit list of a workflow, as a caller of its org sees it",
+        |tx| {
+            let filter = AuditFilter {
+                org: Some("acme-org".into()),
+                workflow_id: Some("wf_a".into()),
+                ..AuditFilter::default()
+            };
+            tx.audit_entries("acme", &filter).unwrap();
+        },
+        "SEARCH audit_log USING INDEX audit_log_by_workflow (chain=? AND wid=?)",
+    ),
 ];
 
 const AT: &str = "2026-03-01T12:00:00.000000Z";

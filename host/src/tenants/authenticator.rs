@@ -6,13 +6,18 @@
 //! CPU and ~19 MiB of memory: it runs on the blocking pool, at most one per
 //! core at a time, and a success is remembered for [`VERIFIED_TTL`] so an
 //! orchestrator's gates do not pay for it each time. More than
-//! [`MAX_FAILURES`] failures for one client id within [`FAILURE_WINDOW`]
-//! answer 429 until the window frees, before any secret is checked.
+//! [`MAX_FAILURES`] failures for one client id from one source address
+//! within [`FAILURE_WINDOW`] answer 429 to that address until the window
+//! frees, before any secret is checked. Counting by the pair means that
+//! someone who knows a client id cannot lock the real client out from
+//! elsewhere; guessing from many addresses stays bounded by the argon2
+//! checks, one per core at a time.
 //!
 //! The file is re-read when it changes (see
 //! [`crate::reload::spawn_file_reloader`]); a file that does not parse keeps
 //! the clients already loaded, with an error in the log.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -118,13 +123,18 @@ impl TenantsAuth {
     /// Identifies the caller (contract §1.2): 401 without Basic
     /// credentials or with wrong ones, 429 after too many failures, 403
     /// for a disabled client.
-    pub async fn authenticate(self: &Arc<Self>, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub async fn authenticate(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
         let (client_id, secret) = match basic_credentials(headers) {
             None => return Err(ApiError::Unauthorized("Authentication required")),
             Some(None) => return Err(ApiError::Unauthorized("Invalid credentials")),
             Some(Some(credentials)) => credentials,
         };
-        if let Some(wait) = self.limiter.blocked(&client_id, Instant::now()) {
+        let attempts = attempts_key(&client_id, source);
+        if let Some(wait) = self.limiter.blocked(&attempts, Instant::now()) {
             return Err(too_many_failures(wait));
         }
         let file = self.file.load_full();
@@ -136,8 +146,8 @@ impl TenantsAuth {
         let client = match client {
             Some(client) if verified => client,
             _ => {
-                tracing::info!(%client_id, "authentication failed");
-                return match self.limiter.record_failure(&client_id, Instant::now()) {
+                tracing::info!(%client_id, source = ?source, "authentication failed");
+                return match self.limiter.record_failure(&attempts, Instant::now()) {
                     Some(wait) => Err(too_many_failures(wait)),
                     None => Err(ApiError::Unauthorized("Invalid credentials")),
                 };
@@ -177,6 +187,15 @@ impl TenantsAuth {
         })
         .await
         .map_err(|error| ApiError::internal("Failed to authenticate", error))
+    }
+}
+
+/// What failed attempts are counted by: the client id and the source
+/// address (an IPv4 address the same however the socket was bound).
+fn attempts_key(client_id: &str, source: Option<IpAddr>) -> String {
+    match source {
+        Some(source) => format!("{client_id}\u{0}{}", source.to_canonical()),
+        None => client_id.to_owned(),
     }
 }
 

@@ -1,8 +1,10 @@
-//! Refusing a client id after repeated failures (contract §1.2): more than
+//! Refusing a caller after repeated failures (contract §1.2): more than
 //! 10 failed authentications within 60 s answer 429 with `Retry-After`,
 //! even for the right secret, until enough of them age out of the window.
+//! The authenticator counts by client id and source address together;
+//! here a key is any string.
 //!
-//! Client ids are attacker-chosen strings, so they are tracked by their
+//! Keys hold attacker-chosen client ids, so they are tracked by their
 //! SHA-256 (32 bytes however long the id), each keeps at most
 //! `max_failures + 1` instants (the newest, all the answers need), and ids
 //! with no failure left in the window are dropped once many are tracked.

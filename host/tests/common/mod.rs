@@ -8,10 +8,12 @@
 pub mod live;
 
 use std::fs;
+use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -125,9 +127,24 @@ impl App {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Answer {
+        self.send_from(None, method, uri, headers, body).await
+    }
+
+    /// As [`App::send_with`], from `peer` as the listener would record it.
+    pub async fn send_from(
+        &self,
+        peer: Option<SocketAddr>,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             request = request.header(*name, *value);
+        }
+        if let Some(peer) = peer {
+            request = request.extension(ConnectInfo(peer));
         }
         let request = request.body(Body::from(body)).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
