@@ -521,6 +521,29 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_come_from_flags_env_and_file() {
+        let file = config_file(
+            "header_timeout = \"5s\"\nbody_timeout = \"1m\"\nmax_connections = 64\n\
+             shutdown_grace = \"2s\"\n",
+        );
+        let args = ServeArgs {
+            config: Some(file.path().to_owned()),
+            shutdown_grace: Some("500ms".into()),
+            ..ServeArgs::default()
+        };
+        let config = resolve(args, &[("WCP_MAX_CONNECTIONS", "32")]).expect("valid");
+        assert_eq!(config.header_timeout, Duration::from_secs(5));
+        assert_eq!(config.body_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_connections, 32, "env over file");
+        assert_eq!(config.shutdown_grace, Duration::from_millis(500));
+        let defaults = ServeConfig::default();
+        assert_eq!(defaults.header_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.body_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.max_connections, 10_000);
+        assert_eq!(defaults.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
     fn the_config_file_can_come_from_the_environment() {
         let file = config_file("max_concurrent_workflows = 7\nlog_format = \"json\"\n");
         let path = file.path().to_string_lossy().into_owned();
@@ -596,6 +619,30 @@ mod tests {
                 ServeArgs::default(),
                 vec![("WCP_MAX_CONCURRENT_WORKFLOWS", "0")],
                 "--max-concurrent-workflows",
+            ),
+            (
+                "zero connections",
+                ServeArgs {
+                    max_connections: Some("0".into()),
+                    ..Default::default()
+                },
+                vec![],
+                "invalid --max-connections value \"0\"",
+            ),
+            (
+                "header timeout without a unit",
+                ServeArgs::default(),
+                vec![("WCP_HEADER_TIMEOUT", "30")],
+                "invalid --header-timeout (from WCP_HEADER_TIMEOUT) value \"30\"",
+            ),
+            (
+                "zero body timeout",
+                ServeArgs {
+                    body_timeout: Some("0s".into()),
+                    ..Default::default()
+                },
+                vec![],
+                "invalid --body-timeout value \"0s\"",
             ),
             (
                 "wildcard origin",
