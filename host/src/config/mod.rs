@@ -14,6 +14,11 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+mod values;
+
+pub use values::parse_duration;
+use values::{check_origin, is_http_url};
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -259,20 +264,13 @@ impl ServeArgs {
             .map(|raw| PathBuf::from(raw.value));
         let approval_ttl = pick(self.approval_ttl, "approval-ttl", file.approval_ttl)
             .map_or(Ok(defaults.approval_ttl), |raw| raw.duration())?;
-        let max_concurrent_workflows = match pick(
+        let max_concurrent_workflows = pick(
             self.max_concurrent_workflows,
             "max-concurrent-workflows",
             file.max_concurrent_workflows.map(|n| n.to_string()),
-        ) {
-            None => None,
-            Some(raw) => Some(
-                raw.value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| raw.invalid("expected a whole number of at least 1"))?,
-            ),
-        };
+        )
+        .map(Raw::count)
+        .transpose()?;
         let file_origins = file.cors_origin.map(|origins| match origins {
             OneOrMany::One(origin) => origin,
             OneOrMany::Many(origins) => origins.join(","),
@@ -317,13 +315,7 @@ impl ServeArgs {
             file.max_connections.map(|n| n.to_string()),
         ) {
             None => defaults.max_connections,
-            Some(raw) => raw
-                .value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .map(|n| n as usize)
-                .ok_or_else(|| raw.invalid("expected a whole number of at least 1"))?,
+            Some(raw) => raw.count()? as usize,
         };
         let shutdown_grace = pick(self.shutdown_grace, "shutdown-grace", file.shutdown_grace)
             .map_or(Ok(defaults.shutdown_grace), |raw| raw.duration())?;
@@ -356,6 +348,15 @@ impl Raw {
         ))
     }
 
+    /// A whole number of at least 1 that fits a `u32`.
+    fn count(self) -> Result<u32, ConfigError> {
+        self.value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| self.invalid("expected a whole number of at least 1"))
+    }
+
     fn duration(self) -> Result<Duration, ConfigError> {
         parse_duration(&self.value).ok_or_else(|| {
             self.invalid("expected a positive duration with a unit, like 30s, 15m or 24h")
@@ -373,42 +374,6 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     toml::from_str(&text).map_err(|error| {
         let message = error.message().replace('\n', " ");
         ConfigError(format!("invalid config file {}: {message}", path.display()))
-    })
-}
-
-/// `500ms`, `30s`, `15m`, `24h`, `7d`; zero is refused.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "ms" => return (number > 0).then(|| Duration::from_millis(number)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    (number > 0).then(|| number.checked_mul(seconds).map(Duration::from_secs))?
-}
-
-/// An origin as a browser sends it: scheme and host (and port), no path.
-fn check_origin(origin: &str) -> Result<String, &'static str> {
-    let rest = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .ok_or("an origin looks like http://host:port (never *)")?;
-    if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '*']) {
-        return Err("an origin is a scheme and a host, like http://localhost:3000, with no path");
-    }
-    Ok(origin.to_owned())
-}
-
-fn is_http_url(url: &str) -> bool {
-    ["http://", "https://"].iter().any(|scheme| {
-        url.strip_prefix(scheme)
-            .is_some_and(|rest| !rest.is_empty())
     })
 }
 
