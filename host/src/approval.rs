@@ -23,9 +23,6 @@ pub const SYSTEM_ACTOR: &str = "system";
 /// `approved_by` of an expired hold.
 pub const AUTO_EXPIRED: &str = "system:auto-expired";
 
-/// Shortest accepted comment or reason, in bytes after trimming.
-pub const MIN_COMMENT_BYTES: usize = 10;
-
 /// What an approver decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -8,14 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-/// Longest `step_name`, `tool_name`, `idempotency_key`.
-const LONG_FIELD: usize = 255;
-/// Longest `step_type`, `model`, `provider`, `tool_type`.
-const SHORT_FIELD: usize = 100;
+use crate::fields::{self, IDEMPOTENT, LONG_TEXT, REEVALUATE, SHORT_TEXT};
 
 /// The workflow part of a policy's input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct WorkflowInput {
     /// `wf_` + UUID.
@@ -30,18 +28,28 @@ pub struct WorkflowInput {
     pub org: String,
     /// Caller's trace id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = fields::optional_text)]
     pub trace_id: Option<String>,
-    /// Start time, RFC 3339 UTC.
+    /// Start time, RFC 3339 UTC; now when absent.
+    #[schema(schema_with = fields::plain_text)]
     pub started_at: String,
     /// Metadata object.
+    #[schema(value_type = Value)]
     pub metadata: Value,
     /// Distinct steps gated before this one.
+    #[serde(deserialize_with = "fields::whole_u32_value")]
+    #[schema(schema_with = fields::whole_u32)]
     pub steps_gated: u32,
     /// Running cost total in US dollars.
+    #[schema(schema_with = fields::any_number)]
     pub total_cost_usd: f64,
     /// Running input-token total.
+    #[serde(deserialize_with = "fields::whole_u64_value")]
+    #[schema(schema_with = fields::whole_u64)]
     pub total_tokens_in: u64,
     /// Running output-token total.
+    #[serde(deserialize_with = "fields::whole_u64_value")]
+    #[schema(schema_with = fields::whole_u64)]
     pub total_tokens_out: u64,
 }
 
@@ -147,43 +155,58 @@ impl InputError {
 }
 
 /// `tool_context` as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ToolContextBody {
     /// Tool name; required and non-empty.
+    #[schema(schema_with = fields::required_long_text, required = true)]
     pub tool_name: Option<String>,
     /// Tool kind.
+    #[schema(schema_with = fields::short_text)]
     pub tool_type: Option<String>,
     /// Tool arguments.
+    #[schema(schema_with = fields::any_object)]
     pub tool_input: Option<Map<String, Value>>,
 }
 
 /// The body of `POST …/steps/{step_id}/gate` (contract §2.4). Unknown fields
 /// are ignored and `null` means absent.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct GateBody {
-    /// Required.
+    /// The kind of step: `llm_call`, `tool_call`, or the orchestrator's own.
+    #[schema(schema_with = fields::required_short_text, required = true)]
     pub step_type: Option<String>,
     /// The tool the step calls.
+    #[schema(nullable)]
     pub tool_context: Option<ToolContextBody>,
-    /// `idempotent` (default) or `reevaluate`.
+    /// `idempotent` (default): a repeated gate answers the stored decision;
+    /// `reevaluate` runs the policies again.
+    #[schema(schema_with = fields::retry_policy)]
     pub retry_policy: Option<String>,
     /// Caller's key for the step; `""` means absent.
+    #[schema(schema_with = fields::long_text)]
     pub idempotency_key: Option<String>,
     /// Step name.
+    #[schema(schema_with = fields::long_text)]
     pub step_name: Option<String>,
     /// Model.
+    #[schema(schema_with = fields::short_text)]
     pub model: Option<String>,
     /// Provider.
+    #[schema(schema_with = fields::short_text)]
     pub provider: Option<String>,
     /// Step input object.
+    #[schema(schema_with = fields::any_object)]
     pub step_input: Option<Map<String, Value>>,
     /// Estimated input tokens.
+    #[serde(default, deserialize_with = "fields::whole_number")]
+    #[schema(schema_with = fields::token_count)]
     pub tokens_in: Option<i64>,
     /// Estimated output tokens.
+    #[serde(default, deserialize_with = "fields::whole_number")]
+    #[schema(schema_with = fields::token_count)]
     pub tokens_out: Option<i64>,
-    /// Estimated cost.
+    /// Estimated cost in US dollars.
+    #[schema(schema_with = fields::cost)]
     pub cost_usd: Option<f64>,
 }
 
@@ -249,23 +272,23 @@ impl GateBody {
             }
         };
         let retry_policy = match self.retry_policy.as_deref() {
-            None | Some("") | Some("idempotent") => RetryPolicy::Idempotent,
-            Some("reevaluate") => RetryPolicy::Reevaluate,
+            None | Some("") | Some(IDEMPOTENT) => RetryPolicy::Idempotent,
+            Some(REEVALUATE) => RetryPolicy::Reevaluate,
             Some(_) => {
-                return Err(InputError::bad_request(
-                    r#"retry_policy must be "idempotent" or "reevaluate""#,
-                ));
+                return Err(InputError::bad_request(format!(
+                    r#"retry_policy must be "{IDEMPOTENT}" or "{REEVALUATE}""#
+                )));
             }
         };
         let idempotency_key = self.idempotency_key.filter(|key| !key.is_empty());
-        check_len("idempotency_key", idempotency_key.as_deref(), LONG_FIELD)?;
-        check_len("step_name", self.step_name.as_deref(), LONG_FIELD)?;
-        check_len("step_type", Some(&step_type), SHORT_FIELD)?;
-        check_len("model", self.model.as_deref(), SHORT_FIELD)?;
-        check_len("provider", self.provider.as_deref(), SHORT_FIELD)?;
+        check_len("idempotency_key", idempotency_key.as_deref(), LONG_TEXT)?;
+        check_len("step_name", self.step_name.as_deref(), LONG_TEXT)?;
+        check_len("step_type", Some(&step_type), SHORT_TEXT)?;
+        check_len("model", self.model.as_deref(), SHORT_TEXT)?;
+        check_len("provider", self.provider.as_deref(), SHORT_TEXT)?;
         if let Some(tool) = &tool_context {
-            check_len("tool_name", Some(&tool.tool_name), LONG_FIELD)?;
-            check_len("tool_type", tool.tool_type.as_deref(), SHORT_FIELD)?;
+            check_len("tool_name", Some(&tool.tool_name), LONG_TEXT)?;
+            check_len("tool_type", tool.tool_type.as_deref(), SHORT_TEXT)?;
         }
         let tokens_in = non_negative("tokens_in", self.tokens_in)?;
         let tokens_out = non_negative("tokens_out", self.tokens_out)?;
@@ -292,11 +315,9 @@ impl GateBody {
 }
 
 fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), InputError> {
-    match value {
-        Some(value) if value.chars().count() > max => Err(InputError::bad_request(format!(
-            "{field} must be at most {max} characters"
-        ))),
-        _ => Ok(()),
+    match fields::too_long(field, value, max) {
+        Some(message) => Err(InputError::bad_request(message)),
+        None => Ok(()),
     }
 }
 
@@ -320,12 +341,43 @@ pub struct DryRunBody {
     pub workflow: Option<WorkflowInput>,
 }
 
+/// A dry-run body in the OpenAPI document: a gate body and the fields a
+/// dry run adds.
+impl utoipa::PartialSchema for DryRunBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, Ref};
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(GateBody::name()))
+            .item(Ref::from_schema_name(DryRunExtra::name()))
+            .into()
+    }
+}
+
+impl ToSchema for DryRunBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((GateBody::name().into_owned(), GateBody::schema()));
+        GateBody::schemas(schemas);
+        schemas.push((DryRunExtra::name().into_owned(), DryRunExtra::schema()));
+        DryRunExtra::schemas(schemas);
+    }
+}
+
 /// The fields a dry run adds to a gate body.
-#[derive(Deserialize)]
-struct DryRunExtra {
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DryRunExtra {
+    /// The step's id; `dry-run` when absent.
     #[serde(default)]
+    #[schema(schema_with = fields::optional_text)]
     step_id: Option<String>,
+    /// The workflow the step belongs to; dry-run defaults for missing fields.
     #[serde(default)]
+    #[schema(nullable)]
     workflow: Option<WorkflowInput>,
 }
 

@@ -40,6 +40,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod examples;
+pub mod fields;
 pub mod gate;
 pub mod input;
 pub mod manifest;

@@ -406,13 +406,7 @@ fn fingerprint(wasm_sha256: &str, manifest: Option<&str>) -> String {
 
 /// Policy file names: `^[a-z0-9][a-z0-9_-]{0,63}$`.
 pub fn valid_policy_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 64
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+    crate::fields::is_policy_name(name)
 }
 
 /// Tenant ids: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, never `global`.

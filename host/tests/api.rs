@@ -530,6 +530,100 @@ async fn metrics_expose_the_contract_series_without_tenants() {
 }
 
 #[tokio::test]
+async fn openapi_states_the_rules_the_validators_apply_and_links_the_workflow_routes() {
+    use host::fields;
+    let app = api::app(state(true));
+    let doc = send(&app, get("/openapi.json")).await.json();
+    let schemas = &doc["components"]["schemas"];
+    let gate = &schemas["GateBody"];
+    assert_eq!(gate["required"], json!(["step_type"]));
+    assert_eq!(
+        gate["properties"]["step_type"]["maxLength"],
+        fields::SHORT_TEXT
+    );
+    assert_eq!(gate["properties"]["step_type"]["minLength"], 1);
+    assert_eq!(
+        gate["properties"]["step_name"]["maxLength"],
+        fields::LONG_TEXT
+    );
+    assert_eq!(
+        gate["properties"]["step_name"]["type"],
+        json!(["string", "null"])
+    );
+    assert_eq!(gate["properties"]["tokens_in"]["minimum"], 0);
+    assert_eq!(gate["properties"]["tokens_in"]["maximum"], i64::MAX);
+    assert_eq!(
+        gate["properties"]["retry_policy"]["enum"],
+        json!(["idempotent", "reevaluate", "", null])
+    );
+    assert_eq!(schemas["CreateBody"]["required"], json!(["workflow_name"]));
+    for body in ["ApproveBody", "RejectBody"] {
+        let field = if body == "ApproveBody" {
+            "comment"
+        } else {
+            "reason"
+        };
+        assert_eq!(schemas[body]["required"], json!([field]));
+        assert_eq!(
+            schemas[body]["properties"][field]["pattern"],
+            fields::COMMENT_PATTERN.as_str()
+        );
+    }
+    let audit = doc["paths"]["/api/v1/audit"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let parameter = |name: &str| {
+        audit
+            .iter()
+            .find(|parameter| parameter["name"] == name)
+            .map(|parameter| parameter["schema"].clone())
+            .unwrap()
+    };
+    assert_eq!(parameter("since")["format"], "date-time");
+    assert_eq!(parameter("limit")["minimum"], 1);
+    assert_eq!(parameter("offset")["minimum"], 0);
+    assert_eq!(parameter("scope")["enum"], json!(["global"]));
+    // An optional body is an object or nothing, never `null`.
+    let complete = &doc["paths"]["/api/v1/workflows/{id}/steps/{step_id}/complete"]["post"];
+    assert_eq!(
+        complete["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CompleteBody"
+    );
+    assert_ne!(complete["requestBody"]["required"], true);
+
+    // The create's 201 links every route that takes a workflow id.
+    let links = doc["paths"]["/api/v1/workflows"]["post"]["responses"]["201"]["links"]
+        .as_object()
+        .unwrap();
+    let mut linked: Vec<&str> = links.keys().map(String::as_str).collect();
+    linked.sort_unstable();
+    assert_eq!(
+        linked,
+        [
+            "abort_workflow",
+            "approve_step",
+            "complete_step",
+            "complete_workflow",
+            "fail_workflow",
+            "gate_step",
+            "get_checkpoints",
+            "get_workflow",
+            "reject_step",
+            "resume_checkpoint",
+            "resume_last",
+            "resume_workflow",
+        ]
+    );
+    for (target, link) in links {
+        assert_eq!(link["operationId"], target.as_str());
+        assert_eq!(link["parameters"]["id"], "$response.body#/workflow_id");
+    }
+    let approve = &doc["paths"]["/api/v1/workflows/{id}/steps/{step_id}/gate"]["post"]["responses"]
+        ["200"]["links"]["approve_step"];
+    assert_eq!(approve["parameters"]["step_id"], "$request.path.step_id");
+}
+
+#[tokio::test]
 async fn openapi_is_3_1_and_matches_the_router() {
     let state = state(true);
     let app = api::app(state.clone());

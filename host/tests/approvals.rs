@@ -201,6 +201,27 @@ async fn a_regate_after_approve_allows_as_previously_approved() {
 }
 
 #[tokio::test]
+async fn a_comment_is_counted_in_characters_after_trimming() {
+    let app = app();
+    let (id, _) = app.held().await;
+    // Ten characters, thirty bytes, with white space around them that
+    // `trim` and the document's pattern both discard.
+    let answer = app
+        .approve(
+            &id,
+            "mail",
+            json!({"comment": "\u{3000} 承認しました、どうぞ\n"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.json());
+    assert_eq!(answer.json()["status"], "approved");
+    assert_eq!(
+        app.stored_step(&id, "mail").approval_comment.as_deref(),
+        Some("承認しました、どうぞ")
+    );
+}
+
+#[tokio::test]
 async fn bad_comments_and_reasons_get_400_and_write_nothing() {
     let app = app();
     let (id, _) = app.held().await;
@@ -258,6 +279,14 @@ async fn bad_comments_and_reasons_get_400_and_write_nothing() {
             id,
             "mail",
             r#"{"comment":"123456789"}"#,
+            comment_required,
+        ),
+        (
+            "six characters in eighteen bytes",
+            "approve",
+            id,
+            "mail",
+            r#"{"comment":"承認しました"}"#,
             comment_required,
         ),
         (
@@ -333,7 +362,7 @@ async fn bad_comments_and_reasons_get_400_and_write_nothing() {
             id,
             long_step,
             "{invalid",
-            "step_id must be at most 255 bytes",
+            "step_id must be at most 255 characters",
         ),
     ];
     let before = app.audit().len();
@@ -357,16 +386,20 @@ async fn bad_comments_and_reasons_get_400_and_write_nothing() {
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_large.json()["limit_bytes"], 1_048_576);
 
-    // Ten bytes after trimming are enough, however few characters.
     assert_eq!(app.audit().len(), before, "refusals are not audited");
     assert_eq!(
         app.stored_step(id, "mail").approval_status.as_deref(),
         Some("pending")
     );
+    // Ten characters after trimming are needed, however many bytes.
     let five_chars = app
         .approve(id, "mail", json!({"comment": "  ééééé  "}))
         .await;
-    assert_eq!(five_chars.status, StatusCode::OK);
+    assert_eq!(five_chars.status, StatusCode::BAD_REQUEST);
+    let ten_chars = app
+        .approve(id, "mail", json!({"comment": "  éééééééééé  "}))
+        .await;
+    assert_eq!(ten_chars.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@
 mod wire;
 
 use std::fs;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -59,24 +59,10 @@ impl Server {
             .env_remove("WCP_LOG")
             .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (found, address) = mpsc::channel();
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let kept = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if let Some((_, rest)) = line.split_once("listening on http://") {
-                    let _ = found.send(rest.trim().to_owned());
-                }
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let address = address
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("no listening line: {:?}", log.lock().unwrap()));
+        let (address, log) = wire::listening(&mut child, DEADLINE);
         let server = Server {
             child,
-            address: address.parse().unwrap(),
+            address,
             log,
         };
         server.wait_until("ready", || server.get("/ready").0 == 200);

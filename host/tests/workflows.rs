@@ -418,9 +418,21 @@ async fn steps_take_indexes_and_completes_add_to_the_totals() {
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
     assert!(answer.body.is_empty());
     assert_eq!(complete(Value::Null).await.status, StatusCode::NO_CONTENT);
+    // A whole number is an integer however it is written, as JSON Schema's
+    // `integer` says: `2.0` counts as 2; `2.5` and `-1` are refused.
     assert_eq!(
-        complete(json!({"tokens_in": 2})).await.status,
+        complete(json!({"tokens_in": 2.0})).await.status,
         StatusCode::NO_CONTENT
+    );
+    let fraction = complete(json!({"tokens_in": 2.5})).await;
+    assert_eq!(fraction.status, StatusCode::BAD_REQUEST);
+    assert!(
+        fraction.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("floating point `2.5`, expected a whole number"),
+        "{:?}",
+        fraction.json()
     );
     assert_eq!(
         complete(json!({"tokens_in": -1})).await.json()["message"],
@@ -648,7 +660,7 @@ async fn gate_bodies_and_step_ids_are_validated() {
             long_step.as_str(),
             llm(),
             "BAD_REQUEST",
-            "step_id must be at most 255 bytes",
+            "step_id must be at most 255 characters",
         ),
         (
             "no step type",

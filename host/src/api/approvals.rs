@@ -12,14 +12,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody, parse_json};
-use super::paging::{Page, query_map};
-use super::steps::check_step_id;
+use super::paging::{LimitParam, Page, query_map};
+use super::steps::{StepId, check_step_id};
 use super::{ApiError, AppState, Routes};
-use crate::approval::{self, ApprovalCall, MIN_COMMENT_BYTES, Outcome};
+use crate::approval::{self, ApprovalCall, Outcome};
 use crate::auth::{Approve, Authorized, Caller, WorkflowRead};
 use crate::clock;
+use crate::fields::{self, MIN_COMMENT_CHARS};
 use crate::gate::flow::RetryContext;
 use crate::store::StoreRead;
 use crate::store::approvals::PendingHold;
@@ -29,16 +31,20 @@ const PENDING_LIMIT: u32 = 20;
 const PENDING_MAX: u32 = 100;
 
 /// The body of an approve.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ApproveBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ApproveBody {
+    /// Why the step may run: at least 10 characters after trimming white
+    /// space.
+    #[schema(schema_with = fields::comment, required = true)]
     comment: Option<String>,
 }
 
 /// The body of a reject.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct RejectBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RejectBody {
+    /// Why the step must not run: at least 10 characters after trimming
+    /// white space.
+    #[schema(schema_with = fields::comment, required = true)]
     reason: Option<String>,
 }
 
@@ -50,7 +56,7 @@ impl Outcome {
             Outcome::Rejected => "Reason",
         };
         ApiError::BadRequest(format!(
-            "{field} is required (minimum {MIN_COMMENT_BYTES} characters)"
+            "{field} is required (minimum {MIN_COMMENT_CHARS} characters)"
         ))
     }
 
@@ -74,8 +80,8 @@ fn comment(body: &[u8], outcome: Outcome) -> Result<String, ApiError> {
             Outcome::Rejected => parse_json::<RejectBody>(body)?.reason,
         }
     };
-    match sent.as_deref().map(str::trim) {
-        Some(text) if text.len() >= MIN_COMMENT_BYTES => Ok(text.to_owned()),
+    match sent {
+        Some(text) if fields::is_comment(&text) => Ok(text.trim().to_owned()),
         _ => Err(outcome.missing()),
     }
 }
@@ -142,8 +148,8 @@ async fn decide_step(
 /// POST /api/v1/workflows/{id}/steps/{step_id}/approve
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/approve", tag = "approvals",
     params(("id" = String, Path, description = "Workflow id"),
-           ("step_id" = String, Path, description = "Step id, 1-255 bytes")),
-    request_body(content = Object, description = "`{\"comment\"}`, at least 10 bytes after trimming"),
+           ("step_id" = inline(StepId), Path, description = "Step id")),
+    request_body(content = ApproveBody, description = "Why the step may run"),
     responses(
         (status = 200, description = "Approved; the step may run", body = Object),
         (status = 400, description = "Missing or short comment, invalid body or step id", body = super::openapi::ErrorBody),
@@ -164,8 +170,8 @@ pub async fn approve_step(
 /// POST /api/v1/workflows/{id}/steps/{step_id}/reject
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/reject", tag = "approvals",
     params(("id" = String, Path, description = "Workflow id"),
-           ("step_id" = String, Path, description = "Step id, 1-255 bytes")),
-    request_body(content = Object, description = "`{\"reason\"}`, at least 10 bytes after trimming"),
+           ("step_id" = inline(StepId), Path, description = "Step id")),
+    request_body(content = RejectBody, description = "Why the step must not run"),
     responses(
         (status = 200, description = "Rejected; the workflow is aborted", body = Object),
         (status = 400, description = "Missing or short reason, invalid body or step id", body = super::openapi::ErrorBody),
@@ -185,7 +191,7 @@ pub async fn reject_step(
 
 /// GET /api/v1/workflows/approvals/pending
 #[utoipa::path(get, path = "/api/v1/workflows/approvals/pending", tag = "approvals",
-    params(("limit" = Option<u32>, Query, description = "1-100, default 20")),
+    params(LimitParam),
     responses(
         (status = 200, description = "The caller's pending holds of running workflows, newest first", body = Object),
         (status = 400, description = "Bad limit", body = super::openapi::ErrorBody),

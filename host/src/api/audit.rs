@@ -14,18 +14,17 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use super::paging::{Page, query_map};
+use super::paging::{Page, PageParams, query_map};
 use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditEntry, VerifyReport};
 use crate::auth::{AuditRead, Authorized, Caller};
+use crate::fields::{self, GLOBAL_CHAIN};
 use crate::store::StoreRead;
 use crate::store::audit::AuditFilter;
 
 /// Default and largest page of the audit list.
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
-/// The chain of global-policy events.
-const GLOBAL_CHAIN: &str = "global";
 
 /// A page of a chain.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,6 +42,32 @@ pub struct AuditPage {
     pub has_more: bool,
 }
 
+/// The list's filters, for the OpenAPI document (the handler reads the
+/// query as a map; unknown parameters are ignored).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct AuditQuery {
+    /// Only this workflow's entries.
+    workflow_id: Option<String>,
+    /// Only entries of this kind.
+    kind: Option<String>,
+    /// Only entries at or after this RFC 3339 time.
+    #[param(schema_with = fields::timestamp)]
+    since: Option<String>,
+}
+
+/// `scope`, for the OpenAPI document: the rule of [`chain`].
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ScopeParam {
+    /// `global`: the chain of global-policy events instead of the
+    /// caller's tenant's.
+    #[param(schema_with = fields::audit_scope)]
+    scope: Option<String>,
+}
+
 /// The chain the caller asked for: its tenant's, or `global`.
 fn chain(caller: &Caller, query: &HashMap<String, String>) -> Result<String, ApiError> {
     match query.get("scope").map(String::as_str) {
@@ -56,12 +81,7 @@ fn chain(caller: &Caller, query: &HashMap<String, String>) -> Result<String, Api
 
 /// GET /api/v1/audit
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
-    params(("workflow_id" = Option<String>, Query, description = "Only this workflow's entries"),
-           ("kind" = Option<String>, Query, description = "Only this kind"),
-           ("since" = Option<String>, Query, description = "RFC 3339: entries at or after it"),
-           ("limit" = Option<u32>, Query, description = "Default 100, at most 1000"),
-           ("offset" = Option<u64>, Query, description = "Entries to skip"),
-           ("scope" = Option<String>, Query, description = "`global`: the global-policy chain")),
+    params(AuditQuery, PageParams, ScopeParam),
     responses(
         (status = 200, description = "A page of the chain, ascending seq", body = AuditPage),
         (status = 400, description = "Bad since, limit, offset or scope", body = super::openapi::ErrorBody),
@@ -104,7 +124,7 @@ pub async fn list_audit(
 
 /// GET /api/v1/audit/verify
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
-    params(("scope" = Option<String>, Query, description = "`global`: the global-policy chain")),
+    params(ScopeParam),
     responses(
         (status = 200, description = "`valid`, entries checked, and the first bad seq if any", body = Object),
         (status = 400, description = "Bad scope", body = super::openapi::ErrorBody),

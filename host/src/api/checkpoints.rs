@@ -104,7 +104,7 @@ pub async fn resume_last(
 /// POST /api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"),
-           ("checkpoint_id" = i64, Path, description = "Checkpoint id, a positive integer")),
+           ("checkpoint_id" = inline(super::steps::CheckpointId), Path, description = "Checkpoint id")),
     responses(
         (status = 200, description = "Resumed; the step's gate was re-run", body = ResumeAnswer),
         (status = 400, description = "Invalid checkpoint id", body = super::openapi::ErrorBody),

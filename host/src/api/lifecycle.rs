@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody, parse_json};
 use super::workflows::WORKFLOW_NOT_FOUND;
@@ -13,14 +14,16 @@ use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, Caller, WorkflowWrite};
 use crate::clock;
+use crate::fields;
 use crate::gate::flow::{FlowError, Refusal, approval_pending};
 use crate::store::workflows::WorkflowRow;
 use crate::store::{StoreRead, StoreWrite};
 
 /// The optional body of fail and abort.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ReasonBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ReasonBody {
+    /// Why; the route's default when absent or `""`.
+    #[schema(schema_with = fields::optional_text)]
     reason: Option<String>,
 }
 
@@ -174,7 +177,7 @@ pub async fn complete_workflow(
 /// POST /api/v1/workflows/{id}/fail
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/fail", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "Optional `{\"reason\"}`"),
+    request_body(content = Option<ReasonBody>, description = "Optional: why"),
     responses(
         (status = 200, description = "Failed", body = Object),
         (status = 400, description = "Malformed body", body = super::openapi::ErrorBody),
@@ -193,7 +196,7 @@ pub async fn fail_workflow(
 /// POST /api/v1/workflows/{id}/abort
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/abort", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "Optional `{\"reason\"}`"),
+    request_body(content = Option<ReasonBody>, description = "Optional: why"),
     responses(
         (status = 200, description = "Aborted", body = Object),
         (status = 400, description = "Malformed body", body = super::openapi::ErrorBody),

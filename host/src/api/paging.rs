@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
+use utoipa::IntoParams;
 
 use super::ApiError;
 
@@ -17,6 +18,33 @@ pub fn query_map(
     query
         .map(|Query(query)| query)
         .map_err(|error| ApiError::BadRequest(format!("Invalid query: {}", error.body_text())))
+}
+
+/// `limit` and `offset`, for the OpenAPI document: the rules of
+/// [`Page::from_query`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Page size: a whole number from 1; past the list's maximum it means
+    /// the maximum.
+    #[param(schema_with = crate::fields::page_limit)]
+    limit: Option<u32>,
+    /// Rows to skip, from 0.
+    #[param(schema_with = crate::fields::page_offset)]
+    offset: Option<u64>,
+}
+
+/// `limit` alone, for lists without an offset: the rule of
+/// [`Page::limit_from_query`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LimitParam {
+    /// Page size: a whole number from 1; past the list's maximum it means
+    /// the maximum.
+    #[param(schema_with = crate::fields::page_limit)]
+    limit: Option<u32>,
 }
 
 /// A validated page.

@@ -145,6 +145,29 @@ pub struct DryRun {
     pub input: Value,
 }
 
+crate::fields::schema_type!(
+    /// A policy name in a path, for the OpenAPI document: the rule of
+    /// [`valid_policy_name`].
+    PolicyNameSchema => crate::fields::policy_name
+);
+
+crate::fields::schema_type!(
+    /// A module uploaded as `application/wasm`, for the OpenAPI document.
+    WasmModule => crate::fields::binary
+);
+
+/// The parts of a `multipart/form-data` upload, for the OpenAPI document;
+/// parts of other names are skipped.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct PolicyParts {
+    /// The WebAssembly component.
+    #[schema(schema_with = crate::fields::binary)]
+    module: Vec<u8>,
+    /// The manifest, TOML, at most 64 KiB.
+    manifest: Option<String>,
+}
+
 /// GET /api/v1/policies
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses(
     (status = 200, description = "Global and the caller's policies, in evaluation order", body = PolicyList),
@@ -167,7 +190,7 @@ pub async fn list_policies(
 /// GET /api/v1/policies/{scope}/{name}
 #[utoipa::path(get, path = "/api/v1/policies/{scope}/{name}", tag = "policies",
     params(("scope" = String, Path, description = "`global` or the caller's tenant"),
-           ("name" = String, Path, description = "Policy name")),
+           ("name" = inline(PolicyNameSchema), Path, description = "Policy name")),
     responses(
         (status = 200, description = "The policy (with `settings` for tenant scope)", body = PolicyObject),
         (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
@@ -185,8 +208,8 @@ pub async fn get_policy(
 /// POST /api/v1/policies/{scope}/{name}/evaluate
 #[utoipa::path(post, path = "/api/v1/policies/{scope}/{name}/evaluate", tag = "policies",
     params(("scope" = String, Path, description = "`global` or the caller's tenant"),
-           ("name" = String, Path, description = "Policy name")),
-    request_body(content = Object, description = "A gate body plus optional `step_id` and `workflow`"),
+           ("name" = inline(PolicyNameSchema), Path, description = "Policy name")),
+    request_body(content = DryRunBody, description = "A gate body plus optional `step_id` and `workflow`"),
     responses(
         (status = 200, description = "The policy's answer; nothing is stored", body = DryRun),
         (status = 400, description = "Invalid body", body = super::openapi::ErrorBody),
@@ -234,12 +257,12 @@ pub async fn evaluate_policy(
 
 /// PUT /api/v1/policies/{name}
 #[utoipa::path(put, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name in the caller's tenant")),
+    params(("name" = inline(PolicyNameSchema), Path, description = "Policy name in the caller's tenant")),
     request_body(description = "The module as `application/wasm` (default manifest; an existing one is \
         removed), or `multipart/form-data` with part `module` and optional part `manifest` (TOML, at most 64 KiB)",
         content(
-            (Vec<u8> = "application/wasm"),
-            (Object = "multipart/form-data"),
+            (inline(WasmModule) = "application/wasm"),
+            (PolicyParts = "multipart/form-data"),
         )),
     responses(
         (status = 201, description = "A new policy, now serving", body = PolicyObject),
@@ -274,7 +297,7 @@ pub async fn upload_policy(
 
 /// DELETE /api/v1/policies/{name}
 #[utoipa::path(delete, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name in the caller's tenant")),
+    params(("name" = inline(PolicyNameSchema), Path, description = "Policy name in the caller's tenant")),
     responses(
         (status = 204, description = "Removed: its files are deleted and later gates no longer run it"),
         (status = 400, description = "Invalid policy name", body = super::openapi::ErrorBody),

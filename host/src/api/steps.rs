@@ -21,6 +21,7 @@ use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowWrite};
 use crate::clock;
+use crate::fields::{self, LONG_TEXT};
 use crate::gate::flow::{self, FlowError, Refusal, RetryContext};
 use crate::gate::record::{self, GateCall, Via};
 use crate::gate::{PolicyRun, evaluate_policies};
@@ -70,15 +71,28 @@ pub struct GateAnswer {
     pub retry_context: RetryContext,
 }
 
-/// `step_id`: 1-255 bytes (contract §1.3).
+/// `step_id`: 1 to [`LONG_TEXT`] characters (contract §1.3, which counts
+/// bytes; characters are what the OpenAPI document can state).
 pub(super) fn check_step_id(step_id: &str) -> Result<(), ApiError> {
-    if step_id.is_empty() || step_id.len() > 255 {
-        return Err(ApiError::BadRequest(
-            "step_id must be at most 255 bytes".into(),
-        ));
+    if step_id.is_empty() {
+        return Err(ApiError::BadRequest("step_id is required".into()));
     }
-    Ok(())
+    match fields::too_long("step_id", Some(step_id), LONG_TEXT) {
+        Some(message) => Err(ApiError::BadRequest(message)),
+        None => Ok(()),
+    }
 }
+
+fields::schema_type!(
+    /// A step id in a path, for the OpenAPI document: the rule of
+    /// [`check_step_id`].
+    StepId => fields::required_long_text
+);
+
+fields::schema_type!(
+    /// A checkpoint id in a path, for the OpenAPI document.
+    CheckpointId => fields::checkpoint_id
+);
 
 /// `text` as one URL path segment: every byte outside RFC 3986's
 /// unreserved set is percent-encoded, so a step id with `/`, `?` or `#`
@@ -102,9 +116,9 @@ fn array(value: &Value) -> Vec<Value> {
 /// POST /api/v1/workflows/{id}/steps/{step_id}/gate
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/gate", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"),
-           ("step_id" = String, Path, description = "Step id, 1-255 bytes"),
-           ("include_prior_output" = Option<bool>, Query, description = "`true` fills `retry_context.prior_output`")),
-    request_body(content = Object, description = "The gate body (`step_type` required)"),
+           ("step_id" = inline(StepId), Path, description = "Step id"),
+           ("include_prior_output" = Option<String>, Query, description = "`true` fills `retry_context.prior_output`; any other value does not")),
+    request_body(content = GateBody, description = "The step to decide"),
     responses(
         (status = 200, description = "The decision", body = GateAnswer),
         (status = 400, description = "Invalid body or step id", body = super::openapi::ErrorBody),
@@ -236,13 +250,24 @@ async fn prepare(state: &AppState, call: &GateCall, probe: bool) -> Result<Prepa
 }
 
 /// The optional body of a step complete.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CompleteBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CompleteBody {
+    /// What the step produced, kept as its checkpoint's output.
+    #[schema(schema_with = fields::any_object)]
     output: Option<Map<String, Value>>,
+    /// Input tokens the step used.
+    #[serde(default, deserialize_with = "fields::whole_number")]
+    #[schema(schema_with = fields::token_count)]
     tokens_in: Option<i64>,
+    /// Output tokens the step used.
+    #[serde(default, deserialize_with = "fields::whole_number")]
+    #[schema(schema_with = fields::token_count)]
     tokens_out: Option<i64>,
+    /// What the step cost, in US dollars.
+    #[schema(schema_with = fields::cost)]
     cost_usd: Option<f64>,
+    /// Caller's key for the completion; `""` means absent.
+    #[schema(schema_with = fields::long_text)]
     idempotency_key: Option<String>,
 }
 
@@ -257,8 +282,8 @@ fn non_negative(field: &str, value: Option<i64>) -> Result<Option<u64>, ApiError
 /// POST /api/v1/workflows/{id}/steps/{step_id}/complete
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/complete", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"),
-           ("step_id" = String, Path, description = "Step id")),
-    request_body(content = Object, description = "Optional `output`, usage and `idempotency_key`"),
+           ("step_id" = inline(StepId), Path, description = "Step id")),
+    request_body(content = Option<CompleteBody>, description = "Optional: the step's output and usage"),
     responses(
         (status = 204, description = "Recorded"),
         (status = 400, description = "Invalid body or step id", body = super::openapi::ErrorBody),
@@ -287,10 +312,10 @@ pub async fn complete_step(
         return Err(ApiError::BadRequest("cost_usd must be >= 0".into()));
     }
     let key = body.idempotency_key.filter(|key| !key.is_empty());
-    if key.as_ref().is_some_and(|key| key.chars().count() > 255) {
+    if let Some(message) = fields::too_long("idempotency_key", key.as_deref(), LONG_TEXT) {
         return Err(ApiError::Input(InputError {
             code: "BAD_REQUEST",
-            message: "idempotency_key must be at most 255 characters".into(),
+            message,
         }));
     }
     let (output, cost_usd) = (body.output, body.cost_usd);

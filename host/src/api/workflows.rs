@@ -8,16 +8,18 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiPath};
-use super::paging::{Page, query_map};
+use super::paging::{Page, PageParams, query_map};
 use super::{ApiError, AppState, Routes, approvals, checkpoints, lifecycle, steps};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
 use crate::clock;
+use crate::fields::{self, LONG_TEXT, SHORT_TEXT};
 use crate::gate::flow::{FlowError, check_capacity};
 use crate::input::InputError;
 use crate::store::steps::StepRow;
@@ -31,29 +33,71 @@ const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
 
 /// The body of `POST /api/v1/workflows`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreateBody {
+    /// What the workflow is.
+    #[schema(schema_with = fields::required_long_text, required = true)]
     workflow_name: Option<String>,
+    /// The orchestrator kind; `external` when absent or `""`.
+    #[schema(schema_with = fields::short_text)]
     source: Option<String>,
+    /// The caller's own data, given to policies.
+    #[schema(schema_with = fields::any_object)]
     metadata: Option<Map<String, Value>>,
+    /// The caller's trace id, to find the workflow by.
+    #[schema(schema_with = fields::long_text)]
     trace_id: Option<String>,
 }
 
 fn too_long(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
-    match value {
-        Some(value) if value.chars().count() > max => Err(ApiError::BadRequest(format!(
-            "{field} must be at most {max} characters"
-        ))),
-        _ => Ok(()),
+    match fields::too_long(field, value, max) {
+        Some(message) => Err(ApiError::BadRequest(message)),
+        None => Ok(()),
     }
+}
+
+/// The list's filters, for the OpenAPI document (the handler reads the
+/// query as a map; unknown parameters are ignored).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct WorkflowQuery {
+    /// Only workflows with this exact status.
+    status: Option<String>,
+    /// Only workflows with this exact source.
+    source: Option<String>,
+    /// Only workflows with this exact trace id.
+    trace_id: Option<String>,
+}
+
+/// The answer of a create (contract §2.1), its fields in the order the
+/// JSON has always had them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    /// When it was registered.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// The orchestrator kind.
+    source: String,
+    /// When it started: its registration.
+    #[schema(format = DateTime)]
+    started_at: String,
+    /// `in_progress`.
+    status: String,
+    /// The caller's trace id, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+    /// `wf_` and a UUID: the workflow's id on every other route.
+    workflow_id: String,
+    /// What the workflow is.
+    workflow_name: String,
 }
 
 /// POST /api/v1/workflows
 #[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows",
-    request_body(content = Object, description = "`workflow_name`, `source`, `metadata`, `trace_id`"),
+    request_body(content = CreateBody, description = "The workflow to register"),
     responses(
-        (status = 201, description = "Registered, in progress", body = Object),
+        (status = 201, description = "Registered, in progress", body = Created),
         (status = 400, description = "Invalid body", body = super::openapi::ErrorBody),
         (status = 429, description = "The tenant is at its concurrency limit; nothing stored", body = super::openapi::ErrorBody),
     ))]
@@ -61,21 +105,17 @@ pub async fn create_workflow(
     Authorized(caller, _): Authorized<WorkflowWrite>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Created>), ApiError> {
     let workflow_name = body
         .workflow_name
         .filter(|name| !name.is_empty())
         .ok_or_else(|| ApiError::BadRequest("workflow_name is required".into()))?;
-    too_long("workflow_name", Some(&workflow_name), 255)?;
-    too_long("source", body.source.as_deref(), 100)?;
-    if body
-        .trace_id
-        .as_ref()
-        .is_some_and(|t| t.chars().count() > 255)
-    {
+    too_long("workflow_name", Some(&workflow_name), LONG_TEXT)?;
+    too_long("source", body.source.as_deref(), SHORT_TEXT)?;
+    if fields::too_long("trace_id", body.trace_id.as_deref(), LONG_TEXT).is_some() {
         return Err(ApiError::Input(InputError {
             code: "INVALID_TRACE_ID",
-            message: "trace_id exceeds maximum length of 255 characters".into(),
+            message: format!("trace_id exceeds maximum length of {LONG_TEXT} characters"),
         }));
     }
     let now = clock::now_rfc3339();
@@ -131,14 +171,18 @@ pub async fn create_workflow(
         })
         .await
         .map_err(|error| ApiError::from_flow("Failed to create workflow", error))?;
-    let mut answer = json!({
-        "workflow_id": row.workflow_id, "workflow_name": row.workflow_name,
-        "source": row.source, "status": row.status, "created_at": now, "started_at": now,
-    });
-    if let Some(trace_id) = row.trace_id {
-        answer["trace_id"] = json!(trace_id);
-    }
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            created_at: now.clone(),
+            source: row.source,
+            started_at: now,
+            status: row.status,
+            trace_id: row.trace_id,
+            workflow_id: row.workflow_id,
+            workflow_name: row.workflow_name,
+        }),
+    ))
 }
 
 /// GET /api/v1/workflows/{id}
@@ -175,11 +219,7 @@ pub async fn get_workflow(
 
 /// GET /api/v1/workflows
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows",
-    params(("limit" = Option<u32>, Query, description = "1-100, default 20"),
-           ("offset" = Option<u64>, Query, description = "Default 0"),
-           ("status" = Option<String>, Query, description = "Exact status"),
-           ("source" = Option<String>, Query, description = "Exact source"),
-           ("trace_id" = Option<String>, Query, description = "Exact trace id")),
+    params(PageParams, WorkflowQuery),
     responses(
         (status = 200, description = "A page of the caller's workflows, newest first", body = Object),
         (status = 400, description = "Bad limit or offset", body = super::openapi::ErrorBody),

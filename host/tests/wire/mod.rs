@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Child;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 /// The status and body of a whole response as text.
 pub fn parse_response(text: &str) -> (u16, String) {
@@ -35,4 +38,26 @@ pub fn send(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, 
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     parse_response(&text)
+}
+
+/// Keeps every line `child` (a `wcp serve` with piped stderr) logs, and
+/// returns the address of its "listening on" line, once logged within
+/// `deadline`, with the log so far and to come.
+pub fn listening(child: &mut Child, deadline: Duration) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (found, address) = mpsc::channel();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let kept = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some((_, rest)) = line.split_once("listening on http://") {
+                let _ = found.send(rest.trim().trim_end_matches('/').to_owned());
+            }
+            kept.lock().unwrap().push(line);
+        }
+    });
+    let address = address
+        .recv_timeout(deadline)
+        .unwrap_or_else(|_| panic!("no listening line: {:?}", log.lock().unwrap()));
+    (address.parse().unwrap(), log)
 }
