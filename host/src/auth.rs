@@ -4,19 +4,38 @@
 //! [`Authenticator`] is the mode the server runs in. Handlers only see the
 //! [`Caller`] (or [`Authorized`], which also checks roles), so a tenants-file
 //! mode slots in as a new variant without touching them.
+//!
+//! This module knows no HTTP: it reads the `Authorization` header's text
+//! and answers an [`AuthError`]; `api/auth.rs` makes the extractors and the
+//! HTTP answers of both.
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
-
-use crate::api::{ApiError, AppState};
 use crate::policy_set::valid_tenant_id;
 use crate::tenants::TenantsAuth;
+
+/// Why a caller is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials, or wrong ones (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Known but not allowed: a disabled client, a missing role (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failures from this address; retry after this many seconds
+    /// (429).
+    #[error("Too many failed authentication attempts")]
+    Throttled {
+        /// Whole seconds until a retry can succeed, at least 1.
+        retry_after: u32,
+    },
+    /// The check itself failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
 
 /// Tenant and actor of a community-mode caller without credentials.
 pub const COMMUNITY: &str = "community";
@@ -80,23 +99,24 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
-    /// Identifies the caller from the request headers; `source` is the
-    /// peer's address, when known, which failed attempts are counted by.
+    /// Identifies the caller from the text of its `Authorization` header
+    /// (`None`: absent, or not visible ASCII); `source` is the peer's
+    /// address, when known, which failed attempts are counted by.
     pub async fn authenticate(
         &self,
-        headers: &HeaderMap,
+        authorization: Option<&str>,
         source: Option<IpAddr>,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<Caller, AuthError> {
         match self {
-            Authenticator::Community => community(headers),
-            Authenticator::Tenants(tenants) => tenants.authenticate(headers, source).await,
+            Authenticator::Community => community(authorization),
+            Authenticator::Tenants(tenants) => tenants.authenticate(authorization, source).await,
         }
     }
 }
 
-fn community(headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let invalid = || ApiError::Unauthorized("Invalid tenant name");
-    let tenant = match basic_credentials(headers) {
+fn community(authorization: Option<&str>) -> Result<Caller, AuthError> {
+    let invalid = || AuthError::Unauthorized("Invalid tenant name");
+    let tenant = match basic_credentials(authorization) {
         None => COMMUNITY.to_owned(),
         Some(None) => return Err(invalid()),
         Some(Some((username, _password))) if valid_tenant_id(&username) => username,
@@ -114,9 +134,8 @@ fn community(headers: &HeaderMap) -> Result<Caller, ApiError> {
 /// `None`: no Basic credentials sent. `Some(None)`: Basic credentials that
 /// cannot be read. `Some(Some((user, password)))` otherwise.
 #[allow(clippy::type_complexity)]
-pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
+pub(crate) fn basic_credentials(authorization: Option<&str>) -> Option<Option<(String, String)>> {
+    let (scheme, encoded) = authorization?.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
@@ -159,15 +178,6 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&[a, b, c][..3 - padding]);
     }
     Some(out)
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let source = crate::api::listen::peer(&parts.extensions).map(|peer| peer.ip());
-        state.auth.authenticate(&parts.headers, source).await
-    }
 }
 
 /// The roles a group of routes needs (contract §1.2).
@@ -229,36 +239,23 @@ impl Access for Approve {
 #[derive(Debug)]
 pub struct Authorized<A>(pub Caller, pub PhantomData<A>);
 
-impl<A: Access + Send + Sync> FromRequestParts<AppState> for Authorized<A> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        if !caller.has_any(A::ROLES) {
-            let names: Vec<&str> = A::ROLES.iter().map(|role| role.as_str()).collect();
-            return Err(ApiError::Forbidden(format!(
-                "Role {} required",
-                names.join(" or ")
-            )));
+impl Caller {
+    /// `Ok` when the caller holds one of the roles `A` needs.
+    pub fn require<A: Access>(&self) -> Result<(), AuthError> {
+        if self.has_any(A::ROLES) {
+            return Ok(());
         }
-        Ok(Authorized(caller, PhantomData))
+        let names: Vec<&str> = A::ROLES.iter().map(|role| role.as_str()).collect();
+        Err(AuthError::Forbidden(format!(
+            "Role {} required",
+            names.join(" or ")
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
-
-    fn headers(authorization: Option<&str>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = authorization {
-            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("ascii"));
-        }
-        headers.insert("x-tenant-id", HeaderValue::from_static("evil"));
-        headers
-    }
 
     #[test]
     fn base64_round_trips_standard_vectors() {
@@ -308,7 +305,7 @@ mod tests {
             ("not base64", Some("Basic !!!"), None),
         ];
         for (name, header, tenant) in cases {
-            let result = community(&headers(header));
+            let result = community(header);
             match tenant {
                 Some(tenant) => {
                     let caller = result.expect(name);
@@ -318,7 +315,7 @@ mod tests {
                     assert!(caller.has_any(&[Role::Admin]), "{name}");
                 }
                 None => assert!(
-                    matches!(result, Err(ApiError::Unauthorized("Invalid tenant name"))),
+                    matches!(result, Err(AuthError::Unauthorized("Invalid tenant name"))),
                     "{name}"
                 ),
             }

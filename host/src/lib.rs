@@ -17,6 +17,8 @@
 //! - [`examples`]: the example policies built into the binary, and laying them
 //!   out as a policy directory.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
+//! - [`fields`]: the rules of request fields, declared once for the
+//!   validators and the OpenAPI document.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
 //! - [`store`]: SQLite: schema and migrations, the one group-committing
 //!   writer, read-only readers, the audit chains in SQL.
@@ -25,7 +27,9 @@
 //! - [`server`]: startup (runtime, store, first policy load) and graceful shutdown; [`run`].
 //! - [`api`]: the HTTP edge: router, middleware, extractors, errors, ops, policy,
 //!   workflow and step routes.
-//! - [`auth`]: who is calling: the community-mode authenticator, callers and roles.
+//! - [`auth`]: who is calling: the community-mode authenticator, callers,
+//!   roles and why a caller is refused; no HTTP (its extractors are in
+//!   `api/auth.rs`).
 //! - [`tenants`]: tenants mode: the tenants file of clients, hashing and
 //!   verifying their secrets, refusing repeated failures.
 //! - [`clock`]: the API's timestamp format.

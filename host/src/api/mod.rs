@@ -20,6 +20,7 @@
 
 mod approvals;
 mod audit;
+mod auth;
 mod checkpoints;
 mod error;
 mod expiry;

@@ -23,15 +23,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::limiter::FailureLimiter;
 use super::secret::Verifier;
 use super::{Client, TenantsError, TenantsFile};
-use crate::api::ApiError;
-use crate::auth::{Caller, basic_credentials};
+use crate::auth::{AuthError, Caller, basic_credentials};
 
 /// How long a verified secret is trusted without checking it again.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
@@ -125,12 +123,12 @@ impl TenantsAuth {
     /// for a disabled client.
     pub async fn authenticate(
         self: &Arc<Self>,
-        headers: &HeaderMap,
+        authorization: Option<&str>,
         source: Option<IpAddr>,
-    ) -> Result<Caller, ApiError> {
-        let (client_id, secret) = match basic_credentials(headers) {
-            None => return Err(ApiError::Unauthorized("Authentication required")),
-            Some(None) => return Err(ApiError::Unauthorized("Invalid credentials")),
+    ) -> Result<Caller, AuthError> {
+        let (client_id, secret) = match basic_credentials(authorization) {
+            None => return Err(AuthError::Unauthorized("Authentication required")),
+            Some(None) => return Err(AuthError::Unauthorized("Invalid credentials")),
             Some(Some(credentials)) => credentials,
         };
         let attempts = attempts_key(&client_id, source);
@@ -149,12 +147,12 @@ impl TenantsAuth {
                 tracing::info!(%client_id, source = ?source, "authentication failed");
                 return match self.limiter.record_failure(&attempts, Instant::now()) {
                     Some(wait) => Err(too_many_failures(wait)),
-                    None => Err(ApiError::Unauthorized("Invalid credentials")),
+                    None => Err(AuthError::Unauthorized("Invalid credentials")),
                 };
             }
         };
         if !client.enabled {
-            return Err(ApiError::Forbidden("Client is disabled".into()));
+            return Err(AuthError::Forbidden("Client is disabled".into()));
         }
         Ok(Caller {
             tenant: client.tenant.clone(),
@@ -171,12 +169,12 @@ impl TenantsAuth {
         self: &Arc<Self>,
         client: Option<Client>,
         secret: String,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, AuthError> {
         let _permit = self
             .verifications
             .acquire()
             .await
-            .map_err(|error| ApiError::internal("Failed to authenticate", error))?;
+            .map_err(|error| AuthError::Internal(error.to_string()))?;
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || match &client {
             Some(client) => this.verifier.verify(client, &secret),
@@ -186,7 +184,7 @@ impl TenantsAuth {
             }
         })
         .await
-        .map_err(|error| ApiError::internal("Failed to authenticate", error))
+        .map_err(|error| AuthError::Internal(error.to_string()))
     }
 }
 
@@ -199,12 +197,10 @@ fn attempts_key(client_id: &str, source: Option<IpAddr>) -> String {
     }
 }
 
-/// 429 `TOO_MANY_REQUESTS`, retrying once enough failures have aged out.
-fn too_many_failures(wait: Duration) -> ApiError {
+/// Throttled, retrying once enough failures have aged out.
+fn too_many_failures(wait: Duration) -> AuthError {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError::TooManyRequests {
-        code: "TOO_MANY_REQUESTS",
-        message: "Too many failed authentication attempts".into(),
+    AuthError::Throttled {
         retry_after: u32::try_from(seconds.max(1)).unwrap_or(u32::MAX),
     }
 }
