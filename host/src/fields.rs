@@ -187,7 +187,7 @@ fn whole_of(number: &serde_json::Number) -> Option<i128> {
     (float.fract() == 0.0 && float.abs() < PAST_I128).then_some(float as i128)
 }
 
-/// Reads a whole number (see [`whole_of`]) that fits `T`.
+/// Reads a whole number (an integer, or a number with no fraction) that fits `T`.
 fn read_whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -223,7 +223,7 @@ fn max_of<T: TryFrom<i128>>() -> i128 {
         .unwrap_or(0)
 }
 
-/// An optional token count as a body sends it (see [`whole_of`]); a negative
+/// An optional token count as a body sends it (an integer, or a number with no fraction); a negative
 /// one is read, for the validator to refuse by name.
 pub fn whole_number<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
 where
@@ -238,7 +238,7 @@ where
     }
 }
 
-/// A `u64` as a body sends it (see [`whole_of`]).
+/// A `u64` as a body sends it (an integer, or a number with no fraction).
 pub fn whole_u64_value<'de, D>(deserializer: D) -> Result<u64, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -246,7 +246,7 @@ where
     read_whole(deserializer)
 }
 
-/// A `u32` as a body sends it (see [`whole_of`]).
+/// A `u32` as a body sends it (an integer, or a number with no fraction).
 pub fn whole_u32_value<'de, D>(deserializer: D) -> Result<u32, D::Error>
 where
     D: serde::Deserializer<'de>,

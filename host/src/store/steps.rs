@@ -84,7 +84,7 @@ pub struct StepRow {
     pub cost_usd: Option<f64>,
 }
 
-/// Every column of `workflow_steps`, in the order [`decode`] reads them.
+/// Every column of `workflow_steps`, in the order `decode` reads them.
 impl StepRow {
     /// A step as its first gate creates it at `at`, with `decision` and
     /// nothing else known yet: the gate fills in its request, runs and
