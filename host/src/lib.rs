@@ -32,6 +32,7 @@
 //!   `api/auth.rs`).
 //! - [`tenants`]: tenants mode: the tenants file of clients, hashing and
 //!   verifying their secrets, refusing repeated failures.
+//! - [`telemetry`]: the server's Prometheus series.
 //! - [`clock`]: the API's timestamp format.
 //! - [`cli`]: the `wcp` command line.
 
@@ -53,6 +54,7 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tenants;
 pub mod verdict;
 

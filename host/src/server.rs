@@ -86,7 +86,9 @@ pub async fn run(
     // Policies load in the background, then the directory is watched;
     // `/ready` turns 200 once the first load is published, and the log
     // then says where everything is.
-    let watcher = reload::spawn_watcher(state.clone(), move |loaded, failed| {
+    let ready = state.clone();
+    let watcher = reload::spawn_watcher(Arc::clone(&state.policies), move |loaded, failed| {
+        ready.mark_ready();
         startup.log(loaded, failed);
     });
 

@@ -10,7 +10,8 @@
 //! - `extract`: body cap, JSON and path extractors with our rejections.
 //! - `routes`: [`Routes`], registration from `#[utoipa::path]`.
 //! - `listen`: the accept loop, connection limits and bounded shutdown.
-//! - `metrics`: the Prometheus series. `ops`: `/health`, `/ready`, `/metrics`.
+//! - `auth`: the caller extractors. `ops`: `/health`, `/ready`, `/metrics`
+//!   (the series are [`crate::telemetry`]'s).
 //! - `policies`: policy list, get, dry run. `openapi`: `/openapi.json`.
 //! - `audit`: the audit chain, listed and verified.
 //! - `workflows`: create, get, list. `lifecycle`: complete, fail, abort,
@@ -27,7 +28,6 @@ mod expiry;
 pub mod extract;
 mod lifecycle;
 pub mod listen;
-mod metrics;
 pub mod openapi;
 pub mod ops;
 mod paging;
@@ -49,7 +49,6 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use expiry::sweep_approvals;
-pub use metrics::Metrics;
 pub use routes::Routes;
 pub use state::AppState;
 pub use upload::{MODULE_LIMIT, PolicyUpload, UPLOAD_LIMIT, UploadKind};

@@ -283,7 +283,7 @@ pub async fn upload_policy(
         UploadKind::Raw => None,
         UploadKind::Multipart => upload.manifest,
     };
-    let installed = reload::install(&state, &caller, &name, upload.module, manifest)
+    let installed = reload::install(&state.policies, &caller, &name, upload.module, manifest)
         .await
         .map_err(|error| change_error("Failed to upload policy", error))?;
     let object = PolicyObject::detailed(&installed.entry);
@@ -309,7 +309,7 @@ pub async fn delete_policy(
     State(state): State<AppState>,
     PolicyName(name): PolicyName,
 ) -> Result<StatusCode, ApiError> {
-    reload::remove(&state, &caller, &name)
+    reload::remove(&state.policies, &caller, &name)
         .await
         .map_err(|error| change_error("Failed to delete policy", error))?;
     Ok(StatusCode::NO_CONTENT)

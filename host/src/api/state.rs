@@ -4,17 +4,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use arc_swap::ArcSwap;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
-use super::{ApiError, Metrics};
+use super::ApiError;
 use crate::auth::{Authenticator, Caller};
 use crate::config::ServeConfig;
 use crate::gate::{Combined, PolicyRun, combine, evaluate_policies};
 use crate::input::PolicyInput;
 use crate::policy_set::PolicySet;
+use crate::reload::PolicyHost;
 use crate::runtime::PolicyRuntime;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// Shared state of the HTTP edge. Cloning is one reference count: every
 /// request clones it several times (each middleware and the handler), so
@@ -27,12 +28,9 @@ pub struct AppState {
 /// What [`AppState`] shares; its fields read as the state's own.
 #[derive(Debug)]
 pub struct Shared {
-    /// The sandboxed policy runtime.
-    pub runtime: Arc<PolicyRuntime>,
-    /// The current policy snapshot. A request loads it once and keeps that
-    /// `Arc<PolicySet>` for its whole run, so a reload never changes the
-    /// policies under a gate in flight.
-    pub policies: ArcSwap<PolicySet>,
+    /// The runtime and the serving policy snapshot, which every change of
+    /// the policies goes through.
+    pub policies: Arc<PolicyHost>,
     /// Set once the first policy load is done (and, later, the store is open).
     pub ready: AtomicBool,
     /// The server's settings.
@@ -48,9 +46,6 @@ pub struct Shared {
     /// Serialises the gates of one workflow (contract §4.1), so concurrent
     /// first gates of a step run the policies once.
     gate_locks: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
-    /// Held by every change of the policy set (rescan, upload, removal),
-    /// so two changes never build on the same snapshot.
-    pub(crate) policy_changes: AsyncMutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -71,18 +66,24 @@ impl AppState {
         store: Store,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let metrics = Metrics::new();
+        let policies = PolicyHost::new(
+            runtime,
+            config.policy_dir.clone(),
+            config.policy_rescan,
+            store.clone(),
+            metrics.clone(),
+        );
         AppState {
             shared: Arc::new(Shared {
-                runtime,
-                policies: ArcSwap::from_pointee(PolicySet::default()),
+                policies: Arc::new(policies),
                 ready: AtomicBool::new(false),
                 config,
-                metrics: Metrics::new(),
+                metrics,
                 auth,
                 store,
                 evaluations: Arc::new(Semaphore::new(cores)),
                 gate_locks: Mutex::default(),
-                policy_changes: AsyncMutex::new(()),
             }),
         }
     }
@@ -124,8 +125,7 @@ impl AppState {
 
     /// Publishes a policy set and updates the policy gauges.
     pub fn publish(&self, set: PolicySet) {
-        self.metrics.policies(&set);
-        self.policies.store(Arc::new(set));
+        self.policies.publish(set);
     }
 
     /// Marks the server ready.
@@ -171,7 +171,7 @@ impl AppState {
             .acquire_owned()
             .await
             .map_err(|error| ApiError::internal(operation, error))?;
-        let runtime = Arc::clone(&self.runtime);
+        let runtime = Arc::clone(self.policies.runtime());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work(&runtime)

@@ -7,12 +7,14 @@
 //! a rescan after an upload finds the uploaded files already serving and
 //! reports nothing.
 //!
+//! - [`host`]: [`PolicyHost`], the serving set and the lock of its changes.
 //! - [`watch`]: the directory watcher and the periodic rescan that call
 //!   [`reload`].
 //! - [`files`]: writing a policy's files so that a reader never sees half
 //!   of one.
 
 pub mod files;
+mod host;
 pub mod watch;
 
 use std::sync::Arc;
@@ -20,7 +22,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::api::AppState;
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::Caller;
 use crate::clock;
@@ -30,6 +31,7 @@ use crate::policy_set::{
 };
 use crate::store::StoreWrite;
 
+pub use host::PolicyHost;
 pub use watch::{WatcherHandle, spawn_file_reloader, spawn_watcher};
 
 /// Where a change came from, as the audit's `source` says.
@@ -83,11 +85,11 @@ impl ChangedBy {
 /// files that load, files that fail (the previous version keeps serving),
 /// removed files. Unchanged files are neither recompiled nor audited.
 /// Returns the changes, empty when there were none.
-pub async fn reload(state: &AppState) -> Vec<Change> {
-    let _changing = state.policy_changes.lock().await;
-    let runtime = Arc::clone(&state.runtime);
-    let previous = state.policies.load_full();
-    let dir = state.config.policy_dir.clone();
+pub async fn reload(host: &PolicyHost) -> Vec<Change> {
+    let _changing = host.lock_changes().await;
+    let runtime = Arc::clone(host.runtime());
+    let previous = host.load_full();
+    let dir = host.dir().to_owned();
     let before = Arc::clone(&previous);
     let next = match tokio::task::spawn_blocking(move || PolicySet::load(&runtime, &dir, &before))
         .await
@@ -102,12 +104,12 @@ pub async fn reload(state: &AppState) -> Vec<Change> {
     if changes.is_empty() {
         return changes;
     }
-    if let Err(error) = record(state, &changes, &ChangedBy::disk()).await {
+    if let Err(error) = record(host, &changes, &ChangedBy::disk()).await {
         // The files on disk are what serves: the change is published even
         // when its audit entry could not be written, and the log says so.
         tracing::error!(%error, "could not audit policy changes from disk");
     }
-    state.publish(next);
+    host.publish(next);
     changes
 }
 
@@ -145,7 +147,7 @@ pub struct Installed {
 /// compiles it first, then writes the files (temp file, then rename),
 /// audits `policy_loaded` and publishes. A refused upload changes nothing.
 pub async fn install(
-    state: &AppState,
+    host: &PolicyHost,
     caller: &Caller,
     name: &str,
     module: Bytes,
@@ -158,15 +160,15 @@ pub async fn install(
         }
         None => Manifest::default(),
     };
-    let runtime = Arc::clone(&state.runtime);
+    let runtime = Arc::clone(host.runtime());
     let bytes = module.clone();
     let compiled = tokio::task::spawn_blocking(move || runtime.load(&bytes))
         .await
         .map_err(|error| ChangeError::Internal(error.to_string()))?
         .map_err(|error| ChangeError::InvalidPolicy(error.to_string()))?;
 
-    let _changing = state.policy_changes.lock().await;
-    let dir = files::scope_dir(&state.config.policy_dir, &scope);
+    let _changing = host.lock_changes().await;
+    let dir = files::scope_dir(host.dir(), &scope);
     let file_name = name.to_owned();
     let text = manifest.clone();
     tokio::task::spawn_blocking(move || {
@@ -178,7 +180,7 @@ pub async fn install(
 
     let entry = PolicyEntry::loaded(scope, name, compiled, parsed, manifest.as_deref());
     let id = entry.id.clone();
-    let previous = state.policies.load_full();
+    let previous = host.load_full();
     let created = previous.get(&id).is_none();
     let next = previous.with(entry);
     let entry = next
@@ -187,27 +189,27 @@ pub async fn install(
         .ok_or_else(|| ChangeError::Internal("the installed policy is missing".into()))?;
     tracing::info!(policy = %entry.id, version = entry.version(), actor = %caller.actor, "policy uploaded");
     record(
-        state,
+        host,
         &[Change::Loaded(Arc::clone(&entry))],
         &ChangedBy::api(caller),
     )
     .await
     .map_err(ChangeError::Internal)?;
-    state.publish(next);
+    host.publish(next);
     Ok(Installed { entry, created })
 }
 
 /// Removes the policy `name` of the caller's tenant: deletes its files,
 /// audits `policy_removed` and publishes the set without it.
-pub async fn remove(state: &AppState, caller: &Caller, name: &str) -> Result<(), ChangeError> {
+pub async fn remove(host: &PolicyHost, caller: &Caller, name: &str) -> Result<(), ChangeError> {
     let scope = tenant_scope(caller, name)?;
-    let _changing = state.policy_changes.lock().await;
-    let previous = state.policies.load_full();
+    let _changing = host.lock_changes().await;
+    let previous = host.load_full();
     let entry = previous
         .get(&policy_id(&scope, name))
         .cloned()
         .ok_or(ChangeError::NotFound)?;
-    let dir = files::scope_dir(&state.config.policy_dir, &scope);
+    let dir = files::scope_dir(host.dir(), &scope);
     let file_name = name.to_owned();
     tokio::task::spawn_blocking(move || files::remove_policy(&dir, &file_name))
         .await
@@ -217,10 +219,10 @@ pub async fn remove(state: &AppState, caller: &Caller, name: &str) -> Result<(),
         })?;
     let next = previous.without(&entry.id);
     tracing::info!(policy = %entry.id, actor = %caller.actor, "policy deleted");
-    record(state, &[Change::Removed(entry)], &ChangedBy::api(caller))
+    record(host, &[Change::Removed(entry)], &ChangedBy::api(caller))
         .await
         .map_err(ChangeError::Internal)?;
-    state.publish(next);
+    host.publish(next);
     Ok(())
 }
 
@@ -237,11 +239,11 @@ fn tenant_scope(caller: &Caller, name: &str) -> Result<Scope, ChangeError> {
 
 /// Logs, counts and audits `changes` in one transaction: each entry goes to
 /// its scope's chain (`global` for global policies).
-async fn record(state: &AppState, changes: &[Change], by: &ChangedBy) -> Result<(), String> {
+async fn record(host: &PolicyHost, changes: &[Change], by: &ChangedBy) -> Result<(), String> {
     let now = clock::now_rfc3339();
     let mut records = Vec::with_capacity(changes.len());
     for change in changes {
-        state.metrics.policy_reloads(change.result(), 1);
+        host.metrics.policy_reloads(change.result(), 1);
         // A failure is logged where it happens; API changes by their route.
         if by.source == Source::Disk {
             let entry = change.entry();
@@ -257,8 +259,7 @@ async fn record(state: &AppState, changes: &[Change], by: &ChangedBy) -> Result<
         }
         records.push(audit_record(change, by, &now));
     }
-    state
-        .store
+    host.store
         .submit_async(move |tx| {
             for record in records {
                 let chain = record.tenant.clone();

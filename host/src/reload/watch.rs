@@ -20,8 +20,8 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::PolicyHost;
 use super::{reload, summary};
-use crate::api::AppState;
 
 /// How long the files must be quiet before a burst of events is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -46,29 +46,27 @@ impl WatcherHandle {
     }
 }
 
-/// Starts watching the policy directory, loads it once (marking the server
-/// ready when that is done, then calling `on_ready` with how many policies
-/// loaded and how many failed), then reloads on every change and every
+/// Starts watching the policy directory, loads it once (then calls
+/// `on_ready` with how many policies loaded and how many failed, which is
+/// when the server turns ready), then reloads on every change and every
 /// `--policy-rescan` until stopped.
 pub fn spawn_watcher(
-    state: AppState,
+    host: Arc<PolicyHost>,
     on_ready: impl FnOnce(usize, usize) + Send + 'static,
 ) -> WatcherHandle {
     let (stop, mut stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let dir = state.config.policy_dir.clone();
+        let dir = host.dir().to_owned();
         let wake = Arc::new(Notify::new());
         // Watching starts before the first load, so a file written during
         // that load is seen by the next one.
         let mut watcher = start_watching(&dir, &wake, true);
 
-        reload(&state).await;
-        let set = state.policies.load();
-        let (loaded, failed) = summary(&set);
-        state.mark_ready();
+        reload(&host).await;
+        let (loaded, failed) = summary(&host.load());
         on_ready(loaded, failed);
 
-        let period = state.config.policy_rescan.max(Duration::from_millis(10));
+        let period = host.rescan().max(Duration::from_millis(10));
         let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -84,7 +82,7 @@ pub fn spawn_watcher(
                     }
                 }
             }
-            reload(&state).await;
+            reload(&host).await;
         }
         if let Some(watcher) = watcher {
             watcher.stop_nonblocking();

@@ -73,7 +73,8 @@ impl Live {
             ..config
         };
         let state = AppState::new(config, Arc::clone(&RUNTIME), auth, store.clone());
-        let watcher = spawn_watcher(state.clone(), |_, _| {});
+        let ready = state.clone();
+        let watcher = spawn_watcher(Arc::clone(&state.policies), move |_, _| ready.mark_ready());
         let ready = state.clone();
         eventually("the first load", || {
             let ready = ready.clone();
