@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody, parse_json};
 use super::paging::{LimitParam, Page, query_map};
-use super::steps::{StepId, check_step_id};
+use super::paths::{StepId, check_step_id};
 use super::{ApiError, AppState, Routes};
 use crate::approval::{self, ApprovalCall, Outcome};
 use crate::auth::{Approve, Authorized, Caller, WorkflowRead};
@@ -152,11 +152,11 @@ async fn decide_step(
     request_body(content = ApproveBody, description = "Why the step may run"),
     responses(
         (status = 200, description = "Approved; the step may run", body = Object),
-        (status = 400, description = "Missing or short comment, invalid body or step id", body = super::openapi::ErrorBody),
-        (status = 403, description = "Role approver required", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown workflow (or another tenant's) or step", body = super::openapi::ErrorBody),
-        (status = 409, description = "No approval needed, expired, not pending, or the workflow ended", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 1048576 bytes", body = super::openapi::ErrorBody),
+        (status = 400, description = "Missing or short comment, invalid body or step id", body = super::error::ErrorBody),
+        (status = 403, description = "Role approver required", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown workflow (or another tenant's) or step", body = super::error::ErrorBody),
+        (status = 409, description = "No approval needed, expired, not pending, or the workflow ended", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 1048576 bytes", body = super::error::ErrorBody),
     ))]
 pub async fn approve_step(
     Authorized(caller, _): Authorized<Approve>,
@@ -174,11 +174,11 @@ pub async fn approve_step(
     request_body(content = RejectBody, description = "Why the step must not run"),
     responses(
         (status = 200, description = "Rejected; the workflow is aborted", body = Object),
-        (status = 400, description = "Missing or short reason, invalid body or step id", body = super::openapi::ErrorBody),
-        (status = 403, description = "Role approver required", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown workflow (or another tenant's) or step", body = super::openapi::ErrorBody),
-        (status = 409, description = "No approval needed, expired, not pending, or the workflow ended", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 1048576 bytes", body = super::openapi::ErrorBody),
+        (status = 400, description = "Missing or short reason, invalid body or step id", body = super::error::ErrorBody),
+        (status = 403, description = "Role approver required", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown workflow (or another tenant's) or step", body = super::error::ErrorBody),
+        (status = 409, description = "No approval needed, expired, not pending, or the workflow ended", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 1048576 bytes", body = super::error::ErrorBody),
     ))]
 pub async fn reject_step(
     Authorized(caller, _): Authorized<Approve>,
@@ -194,7 +194,7 @@ pub async fn reject_step(
     params(LimitParam),
     responses(
         (status = 200, description = "The caller's pending holds of running workflows, newest first", body = Object),
-        (status = 400, description = "Bad limit", body = super::openapi::ErrorBody),
+        (status = 400, description = "Bad limit", body = super::error::ErrorBody),
     ))]
 pub async fn list_pending_approvals(
     Authorized(caller, _): Authorized<WorkflowRead>,

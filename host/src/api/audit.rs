@@ -84,7 +84,7 @@ fn chain(caller: &Caller, query: &HashMap<String, String>) -> Result<String, Api
     params(AuditQuery, PageParams, ScopeParam),
     responses(
         (status = 200, description = "A page of the chain, ascending seq", body = AuditPage),
-        (status = 400, description = "Bad since, limit, offset or scope", body = super::openapi::ErrorBody),
+        (status = 400, description = "Bad since, limit, offset or scope", body = super::error::ErrorBody),
     ))]
 pub async fn list_audit(
     Authorized(caller, _): Authorized<AuditRead>,
@@ -127,7 +127,7 @@ pub async fn list_audit(
     params(ScopeParam),
     responses(
         (status = 200, description = "`valid`, entries checked, and the first bad seq if any", body = Object),
-        (status = 400, description = "Bad scope", body = super::openapi::ErrorBody),
+        (status = 400, description = "Bad scope", body = super::error::ErrorBody),
     ))]
 pub async fn verify_audit(
     Authorized(caller, _): Authorized<AuditRead>,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::ApiPath;
-use super::workflows::WORKFLOW_NOT_FOUND;
+use super::paths::WORKFLOW_NOT_FOUND;
 use super::{ApiError, AppState, Routes};
 use crate::auth::{Authorized, Caller, WorkflowRead, WorkflowWrite};
 use crate::gate::flow::FlowError;
@@ -55,7 +55,7 @@ pub struct ResumeAnswer {
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, description = "The workflow's checkpoints", body = CheckpointList),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
     ))]
 pub async fn get_checkpoints(
     Authorized(caller, _): Authorized<WorkflowRead>,
@@ -89,9 +89,9 @@ pub async fn get_checkpoints(
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, description = "Resumed; the step's gate was re-run", body = ResumeAnswer),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
-        (status = 409, description = "Finished, held for approval, or nothing resumable", body = super::openapi::ErrorBody),
-        (status = 429, description = "Reviving would pass the tenant's concurrency limit", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
+        (status = 409, description = "Finished, held for approval, or nothing resumable", body = super::error::ErrorBody),
+        (status = 429, description = "Reviving would pass the tenant's concurrency limit", body = super::error::ErrorBody),
     ))]
 pub async fn resume_last(
     Authorized(caller, _): Authorized<WorkflowWrite>,
@@ -104,13 +104,13 @@ pub async fn resume_last(
 /// POST /api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/checkpoints/{checkpoint_id}/resume", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"),
-           ("checkpoint_id" = inline(super::steps::CheckpointId), Path, description = "Checkpoint id")),
+           ("checkpoint_id" = inline(super::paths::CheckpointId), Path, description = "Checkpoint id")),
     responses(
         (status = 200, description = "Resumed; the step's gate was re-run", body = ResumeAnswer),
-        (status = 400, description = "Invalid checkpoint id", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown workflow or checkpoint", body = super::openapi::ErrorBody),
-        (status = 409, description = "Finished, held for approval, or not resumable", body = super::openapi::ErrorBody),
-        (status = 429, description = "Reviving would pass the tenant's concurrency limit", body = super::openapi::ErrorBody),
+        (status = 400, description = "Invalid checkpoint id", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown workflow or checkpoint", body = super::error::ErrorBody),
+        (status = 409, description = "Finished, held for approval, or not resumable", body = super::error::ErrorBody),
+        (status = 429, description = "Reviving would pass the tenant's concurrency limit", body = super::error::ErrorBody),
     ))]
 pub async fn resume_checkpoint(
     Authorized(caller, _): Authorized<WorkflowWrite>,

@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::gate::flow::{FlowError, Refusal};
@@ -261,6 +262,23 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The error envelope (contract §1.5).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `lower(code)`, or `validation_error`.
+    #[schema(example = "not_found")]
+    pub error: String,
+    /// The error code.
+    #[schema(example = "NOT_FOUND")]
+    pub code: String,
+    /// What went wrong.
+    #[schema(example = "Policy not found")]
+    pub message: String,
+    /// The body limit, on 413 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
 }
 
 #[cfg(test)]

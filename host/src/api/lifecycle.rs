@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody, parse_json};
-use super::workflows::WORKFLOW_NOT_FOUND;
+use super::paths::WORKFLOW_NOT_FOUND;
 use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, Caller, WorkflowWrite};
@@ -160,8 +160,8 @@ async fn end(
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, description = "Completed", body = Object),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
-        (status = 409, description = "Ended already, or a step is pending approval", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
+        (status = 409, description = "Ended already, or a step is pending approval", body = super::error::ErrorBody),
     ))]
 pub async fn complete_workflow(
     Authorized(caller, _): Authorized<WorkflowWrite>,
@@ -180,9 +180,9 @@ pub async fn complete_workflow(
     request_body(content = Option<ReasonBody>, description = "Optional: why"),
     responses(
         (status = 200, description = "Failed", body = Object),
-        (status = 400, description = "Malformed body", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
-        (status = 409, description = "Ended already", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed body", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
+        (status = 409, description = "Ended already", body = super::error::ErrorBody),
     ))]
 pub async fn fail_workflow(
     Authorized(caller, _): Authorized<WorkflowWrite>,
@@ -199,9 +199,9 @@ pub async fn fail_workflow(
     request_body(content = Option<ReasonBody>, description = "Optional: why"),
     responses(
         (status = 200, description = "Aborted", body = Object),
-        (status = 400, description = "Malformed body", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
-        (status = 409, description = "Ended already", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed body", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
+        (status = 409, description = "Ended already", body = super::error::ErrorBody),
     ))]
 pub async fn abort_workflow(
     Authorized(caller, _): Authorized<WorkflowWrite>,
@@ -233,8 +233,8 @@ async fn end_with_reason(
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, description = "Nothing holds the workflow; nothing changed", body = Object),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
-        (status = 409, description = "Ended, pending approval, or a rejected step", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
+        (status = 409, description = "Ended, pending approval, or a rejected step", body = super::error::ErrorBody),
     ))]
 pub async fn resume_workflow(
     Authorized(caller, _): Authorized<WorkflowWrite>,

@@ -8,6 +8,7 @@
 //!
 //! - `state`: [`AppState`]. `error`: [`ApiError`] and its envelope.
 //! - `extract`: body cap, JSON and path extractors with our rejections.
+//! - `paths`: the step id's rule and the path parameters' schema types.
 //! - `routes`: [`Routes`], registration from `#[utoipa::path]`.
 //! - `listen`: the accept loop, connection limits and bounded shutdown.
 //! - `auth`: the caller extractors. `ops`: `/health`, `/ready`, `/metrics`
@@ -31,6 +32,7 @@ pub mod listen;
 pub mod openapi;
 pub mod ops;
 mod paging;
+mod paths;
 pub mod policies;
 mod routes;
 mod state;
@@ -58,6 +60,10 @@ pub fn routes(state: &AppState) -> Routes {
     let api_v1 = policies::routes()
         .merge(audit::routes())
         .merge(workflows::routes())
+        .merge(lifecycle::routes())
+        .merge(steps::routes())
+        .merge(checkpoints::routes())
+        .merge(approvals::routes())
         .map_router(|router| router.route_layer(from_fn_with_state(state.clone(), require_ready)));
     ops::routes().merge(openapi::routes()).merge(api_v1)
 }

@@ -2,28 +2,10 @@
 //! handlers' `#[utoipa::path]` attributes and the response types.
 
 use axum::Json;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::{Routes, approvals, audit, checkpoints, lifecycle, ops, policies, steps, workflows};
-
-/// The error envelope (contract §1.5).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// `lower(code)`, or `validation_error`.
-    #[schema(example = "not_found")]
-    pub error: String,
-    /// The error code.
-    #[schema(example = "NOT_FOUND")]
-    pub code: String,
-    /// What went wrong.
-    #[schema(example = "Policy not found")]
-    pub message: String,
-    /// The body limit, on 413 only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit_bytes: Option<u64>,
-}
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -57,7 +39,7 @@ pub struct ErrorBody {
         approvals::reject_step,
         approvals::list_pending_approvals,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(super::error::ErrorBody)),
     tags(
         (name = "ops", description = "Health, readiness, metrics, this document"),
         (name = "policies", description = "Policies visible to the caller, and dry runs"),

@@ -48,7 +48,7 @@ pub async fn get_health(State(state): State<AppState>) -> Json<Health> {
 /// GET /ready
 #[utoipa::path(get, path = "/ready", tag = "ops", responses(
     (status = 200, description = "Policies are loaded; the API serves", body = Ready),
-    (status = 503, description = "Still starting (NOT_READY, Retry-After: 1)", body = super::openapi::ErrorBody),
+    (status = 503, description = "Still starting (NOT_READY, Retry-After: 1)", body = super::error::ErrorBody),
 ))]
 pub async fn get_ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     if state.is_ready() {

@@ -193,7 +193,7 @@ pub async fn list_policies(
            ("name" = inline(PolicyNameSchema), Path, description = "Policy name")),
     responses(
         (status = 200, description = "The policy (with `settings` for tenant scope)", body = PolicyObject),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
     ))]
 pub async fn get_policy(
     Authorized(caller, _): Authorized<PolicyRead>,
@@ -212,9 +212,9 @@ pub async fn get_policy(
     request_body(content = DryRunBody, description = "A gate body plus optional `step_id` and `workflow`"),
     responses(
         (status = 200, description = "The policy's answer; nothing is stored", body = DryRun),
-        (status = 400, description = "Invalid body", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 1048576 bytes", body = super::openapi::ErrorBody),
+        (status = 400, description = "Invalid body", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 1048576 bytes", body = super::error::ErrorBody),
     ))]
 pub async fn evaluate_policy(
     Authorized(caller, _): Authorized<PolicyRead>,
@@ -267,10 +267,10 @@ pub async fn evaluate_policy(
     responses(
         (status = 201, description = "A new policy, now serving", body = PolicyObject),
         (status = 200, description = "A replaced policy, now serving its new version", body = PolicyObject),
-        (status = 400, description = "Invalid name, multipart body or manifest, or not a policy this host runs (`INVALID_POLICY`)", body = super::openapi::ErrorBody),
-        (status = 403, description = "The caller is not an admin", body = super::openapi::ErrorBody),
-        (status = 413, description = "Module over 16777216 bytes", body = super::openapi::ErrorBody),
-        (status = 415, description = "Neither application/wasm nor multipart/form-data", body = super::openapi::ErrorBody),
+        (status = 400, description = "Invalid name, multipart body or manifest, or not a policy this host runs (`INVALID_POLICY`)", body = super::error::ErrorBody),
+        (status = 403, description = "The caller is not an admin", body = super::error::ErrorBody),
+        (status = 413, description = "Module over 16777216 bytes", body = super::error::ErrorBody),
+        (status = 415, description = "Neither application/wasm nor multipart/form-data", body = super::error::ErrorBody),
     ))]
 pub async fn upload_policy(
     Authorized(caller, _): Authorized<PolicyWrite>,
@@ -300,9 +300,9 @@ pub async fn upload_policy(
     params(("name" = inline(PolicyNameSchema), Path, description = "Policy name in the caller's tenant")),
     responses(
         (status = 204, description = "Removed: its files are deleted and later gates no longer run it"),
-        (status = 400, description = "Invalid policy name", body = super::openapi::ErrorBody),
-        (status = 403, description = "The caller is not an admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such policy in the caller's tenant", body = super::openapi::ErrorBody),
+        (status = 400, description = "Invalid policy name", body = super::error::ErrorBody),
+        (status = 403, description = "The caller is not an admin", body = super::error::ErrorBody),
+        (status = 404, description = "No such policy in the caller's tenant", body = super::error::ErrorBody),
     ))]
 pub async fn delete_policy(
     Authorized(caller, _): Authorized<PolicyWrite>,

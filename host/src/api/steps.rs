@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody, parse_json};
-use super::workflows::WORKFLOW_NOT_FOUND;
+use super::paths::{WORKFLOW_NOT_FOUND, check_step_id};
 use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowWrite};
@@ -71,29 +71,6 @@ pub struct GateAnswer {
     pub retry_context: RetryContext,
 }
 
-/// `step_id`: 1 to [`LONG_TEXT`] characters (contract §1.3, which counts
-/// bytes; characters are what the OpenAPI document can state).
-pub(super) fn check_step_id(step_id: &str) -> Result<(), ApiError> {
-    if step_id.is_empty() {
-        return Err(ApiError::BadRequest("step_id is required".into()));
-    }
-    match fields::too_long("step_id", Some(step_id), LONG_TEXT) {
-        Some(message) => Err(ApiError::BadRequest(message)),
-        None => Ok(()),
-    }
-}
-
-fields::schema_type!(
-    /// A step id in a path, for the OpenAPI document: the rule of
-    /// [`check_step_id`].
-    StepId => fields::required_long_text
-);
-
-fields::schema_type!(
-    /// A checkpoint id in a path, for the OpenAPI document.
-    CheckpointId => fields::checkpoint_id
-);
-
 /// `text` as one URL path segment: every byte outside RFC 3986's
 /// unreserved set is percent-encoded, so a step id with `/`, `?` or `#`
 /// still names its own approval URL.
@@ -116,15 +93,15 @@ fn array(value: &Value) -> Vec<Value> {
 /// POST /api/v1/workflows/{id}/steps/{step_id}/gate
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/gate", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"),
-           ("step_id" = inline(StepId), Path, description = "Step id"),
+           ("step_id" = inline(super::paths::StepId), Path, description = "Step id"),
            ("include_prior_output" = Option<String>, Query, description = "`true` fills `retry_context.prior_output`; any other value does not")),
     request_body(content = GateBody, description = "The step to decide"),
     responses(
         (status = 200, description = "The decision", body = GateAnswer),
-        (status = 400, description = "Invalid body or step id", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
-        (status = 409, description = "Terminal, key or input mismatch, approval hold or pending", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 1048576 bytes", body = super::openapi::ErrorBody),
+        (status = 400, description = "Invalid body or step id", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
+        (status = 409, description = "Terminal, key or input mismatch, approval hold or pending", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 1048576 bytes", body = super::error::ErrorBody),
     ))]
 pub async fn gate_step(
     Authorized(caller, _): Authorized<WorkflowWrite>,
@@ -282,12 +259,12 @@ fn non_negative(field: &str, value: Option<i64>) -> Result<Option<u64>, ApiError
 /// POST /api/v1/workflows/{id}/steps/{step_id}/complete
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/steps/{step_id}/complete", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"),
-           ("step_id" = inline(StepId), Path, description = "Step id")),
+           ("step_id" = inline(super::paths::StepId), Path, description = "Step id")),
     request_body(content = Option<CompleteBody>, description = "Optional: the step's output and usage"),
     responses(
         (status = 204, description = "Recorded"),
-        (status = 400, description = "Invalid body or step id", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown workflow or step", body = super::openapi::ErrorBody),
+        (status = 400, description = "Invalid body or step id", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown workflow or step", body = super::error::ErrorBody),
         (status = 409, description = "Idempotency key mismatch", body = Object),
     ))]
 pub async fn complete_step(

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiPath};
 use super::paging::{Page, PageParams, query_map};
-use super::{ApiError, AppState, Routes, approvals, checkpoints, lifecycle, steps};
+use super::paths::WORKFLOW_NOT_FOUND;
+use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
 use crate::clock;
@@ -26,8 +27,6 @@ use crate::store::steps::StepRow;
 use crate::store::workflows::{WorkflowFilter, WorkflowRow};
 use crate::store::{StoreRead, StoreWrite};
 
-/// The 404 of a missing or foreign workflow.
-pub const WORKFLOW_NOT_FOUND: &str = "Workflow not found";
 /// Default and largest page of the list (contract §2.3).
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
@@ -98,8 +97,8 @@ pub struct Created {
     request_body(content = CreateBody, description = "The workflow to register"),
     responses(
         (status = 201, description = "Registered, in progress", body = Created),
-        (status = 400, description = "Invalid body", body = super::openapi::ErrorBody),
-        (status = 429, description = "The tenant is at its concurrency limit; nothing stored", body = super::openapi::ErrorBody),
+        (status = 400, description = "Invalid body", body = super::error::ErrorBody),
+        (status = 429, description = "The tenant is at its concurrency limit; nothing stored", body = super::error::ErrorBody),
     ))]
 pub async fn create_workflow(
     Authorized(caller, _): Authorized<WorkflowWrite>,
@@ -190,7 +189,7 @@ pub async fn create_workflow(
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, description = "The workflow with its steps", body = Object),
-        (status = 404, description = "Unknown, or another tenant's", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown, or another tenant's", body = super::error::ErrorBody),
     ))]
 pub async fn get_workflow(
     Authorized(caller, _): Authorized<WorkflowRead>,
@@ -222,7 +221,7 @@ pub async fn get_workflow(
     params(PageParams, WorkflowQuery),
     responses(
         (status = 200, description = "A page of the caller's workflows, newest first", body = Object),
-        (status = 400, description = "Bad limit or offset", body = super::openapi::ErrorBody),
+        (status = 400, description = "Bad limit or offset", body = super::error::ErrorBody),
     ))]
 pub async fn list_workflows(
     Authorized(caller, _): Authorized<WorkflowRead>,
@@ -319,8 +318,4 @@ pub fn routes() -> Routes {
         .route::<__path_create_workflow, _, _>(create_workflow)
         .route::<__path_list_workflows, _, _>(list_workflows)
         .route::<__path_get_workflow, _, _>(get_workflow)
-        .merge(lifecycle::routes())
-        .merge(steps::routes())
-        .merge(checkpoints::routes())
-        .merge(approvals::routes())
 }
