@@ -1,20 +1,17 @@
 //! Who is calling (contract §1.2): tenant, org, actor and roles come only
 //! from credentials; `X-Tenant-ID` and friends are never read.
 //!
-//! [`Authenticator`] is the mode the server runs in. Handlers only see the
-//! [`Caller`] (or [`Authorized`], which also checks roles), so a tenants-file
-//! mode slots in as a new variant without touching them.
+//! [`crate::tenants::Authenticator`] is the mode the server runs in:
+//! community mode (here) or tenants mode. Handlers only see the [`Caller`]
+//! (or [`Authorized`], which also checks roles).
 //!
 //! This module knows no HTTP: it reads the `Authorization` header's text
 //! and answers an [`AuthError`]; `api/auth.rs` makes the extractors and the
 //! HTTP answers of both.
 
 use std::marker::PhantomData;
-use std::net::IpAddr;
-use std::sync::Arc;
 
 use crate::policy_set::valid_tenant_id;
-use crate::tenants::TenantsAuth;
 
 /// Why a caller is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,33 +85,9 @@ impl Caller {
     }
 }
 
-/// How callers are identified.
-#[derive(Debug, Clone, Default)]
-pub enum Authenticator {
-    /// No credentials needed: the Basic username, if any, is the tenant.
-    #[default]
-    Community,
-    /// Basic credentials of a client in the tenants file (`--tenants`).
-    Tenants(Arc<TenantsAuth>),
-}
-
-impl Authenticator {
-    /// Identifies the caller from the text of its `Authorization` header
-    /// (`None`: absent, or not visible ASCII); `source` is the peer's
-    /// address, when known, which failed attempts are counted by.
-    pub async fn authenticate(
-        &self,
-        authorization: Option<&str>,
-        source: Option<IpAddr>,
-    ) -> Result<Caller, AuthError> {
-        match self {
-            Authenticator::Community => community(authorization),
-            Authenticator::Tenants(tenants) => tenants.authenticate(authorization, source).await,
-        }
-    }
-}
-
-fn community(authorization: Option<&str>) -> Result<Caller, AuthError> {
+/// The caller of community mode: no credentials needed; the Basic
+/// username, if any, is the tenant.
+pub(crate) fn community(authorization: Option<&str>) -> Result<Caller, AuthError> {
     let invalid = || AuthError::Unauthorized("Invalid tenant name");
     let tenant = match basic_credentials(authorization) {
         None => COMMUNITY.to_owned(),

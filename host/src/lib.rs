@@ -31,7 +31,8 @@
 //!   roles and why a caller is refused; no HTTP (its extractors are in
 //!   `api/auth.rs`).
 //! - [`tenants`]: tenants mode: the tenants file of clients, hashing and
-//!   verifying their secrets, refusing repeated failures.
+//!   verifying their secrets, refusing repeated failures; the
+//!   [`tenants::Authenticator`] choosing community or tenants mode.
 //! - [`telemetry`]: the server's Prometheus series.
 //! - [`clock`]: the API's timestamp format.
 //! - [`cli`]: the `wcp` command line.

@@ -11,12 +11,12 @@ use tokio::sync::oneshot;
 
 use crate::api::listen::Limits;
 use crate::api::{self, AppState};
-use crate::auth::Authenticator;
 use crate::config::{LogFormat, ServeConfig};
 use crate::examples::{self, ExamplesError};
 use crate::reload;
 use crate::runtime::{PolicyRuntime, RuntimeConfig, RuntimeError};
 use crate::store::{Store, StoreError};
+use crate::tenants::Authenticator;
 use crate::tenants::{TenantsAuth, TenantsError};
 
 /// Why the server could not start or stopped with an error.

@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use host::api::{self, AppState};
-use host::auth::Authenticator;
 use host::config::ServeConfig;
 use host::policy_set::PolicySet;
 use host::runtime::{PolicyRuntime, RuntimeConfig};
 use host::store::Store;
+use host::tenants::Authenticator;
 use wcp_test_artifacts as wasm;
 
 const LIMIT: usize = 1_048_576;

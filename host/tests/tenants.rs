@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use common::Answer;
 use common::live::{Live, eventually, install, lay_out};
-use host::auth::Authenticator;
 use host::config::ServeConfig;
+use host::tenants::Authenticator;
 use host::tenants::{TenantsAuth, hash_secret};
 use wcp_test_artifacts as wasm;
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
 use super::ApiError;
-use crate::auth::{Authenticator, Caller};
+use crate::auth::Caller;
 use crate::config::ServeConfig;
 use crate::gate::{Combined, PolicyRun, combine, evaluate_policies};
 use crate::input::PolicyInput;
@@ -16,6 +16,7 @@ use crate::reload::PolicyHost;
 use crate::runtime::PolicyRuntime;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::tenants::Authenticator;
 
 /// Shared state of the HTTP edge. Cloning is one reference count: every
 /// request clones it several times (each middleware and the handler), so

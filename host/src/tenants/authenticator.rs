@@ -31,6 +31,32 @@ use super::secret::Verifier;
 use super::{Client, TenantsError, TenantsFile};
 use crate::auth::{AuthError, Caller, basic_credentials};
 
+/// How callers are identified.
+#[derive(Debug, Clone, Default)]
+pub enum Authenticator {
+    /// No credentials needed: the Basic username, if any, is the tenant.
+    #[default]
+    Community,
+    /// Basic credentials of a client in the tenants file (`--tenants`).
+    Tenants(Arc<TenantsAuth>),
+}
+
+impl Authenticator {
+    /// Identifies the caller from the text of its `Authorization` header
+    /// (`None`: absent, or not visible ASCII); `source` is the peer's
+    /// address, when known, which failed attempts are counted by.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, AuthError> {
+        match self {
+            Authenticator::Community => crate::auth::community(authorization),
+            Authenticator::Tenants(tenants) => tenants.authenticate(authorization, source).await,
+        }
+    }
+}
+
 /// How long a verified secret is trusted without checking it again.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
 /// Failures for one client id tolerated within [`FAILURE_WINDOW`].

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use crate::auth::Role;
 use crate::policy_set::{valid_identifier, valid_tenant_id};
 
-pub use authenticator::TenantsAuth;
+pub use authenticator::{Authenticator, TenantsAuth};
 pub use limiter::FailureLimiter;
 pub use secret::{SecretError, Verifier, hash_secret};
 

@@ -14,12 +14,12 @@ use serde_json::Value;
 use super::App;
 use host::api::{self, AppState};
 use host::audit::AuditEntry;
-use host::auth::Authenticator;
 use host::config::ServeConfig;
 use host::reload::{WatcherHandle, spawn_watcher};
 use host::runtime::{PolicyRuntime, RuntimeConfig};
 use host::store::Store;
 use host::store::audit::{AuditFilter, list};
+use host::tenants::Authenticator;
 
 /// One runtime per test binary, with a precompiled cache under the target
 /// directory: a policy compiles once, and every reload back to it is a

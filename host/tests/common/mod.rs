@@ -21,12 +21,12 @@ use tower::ServiceExt;
 
 use host::api::{self, AppState};
 use host::audit::AuditEntry;
-use host::auth::Authenticator;
 use host::config::ServeConfig;
 use host::policy_set::PolicySet;
 use host::runtime::{PolicyRuntime, RuntimeConfig};
 use host::store::Store;
 use host::store::audit::{AuditFilter, list, verify_chain};
+use host::tenants::Authenticator;
 use wcp_test_artifacts as wasm;
 
 /// Basic credentials `other:`.
