@@ -11,7 +11,7 @@
 
 use std::marker::PhantomData;
 
-use crate::policy_set::valid_tenant_id;
+use crate::fields::valid_tenant_id;
 
 /// Why a caller is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -44,6 +44,28 @@ pub fn is_policy_name(name: &str) -> bool {
         .is_some_and(|pattern| pattern.is_match(name))
 }
 
+/// Policy file names: `^[a-z0-9][a-z0-9_-]{0,63}$`.
+pub fn valid_policy_name(name: &str) -> bool {
+    is_policy_name(name)
+}
+
+/// Tenant ids: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, never `global`.
+pub fn valid_tenant_id(tenant: &str) -> bool {
+    tenant != "global" && valid_identifier(tenant, 64)
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]*$`, at most `max_len` bytes: tenant ids and
+/// orgs.
+pub fn valid_identifier(text: &str, max_len: usize) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= max_len
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// White space as Rust's `char::is_whitespace` and `str::trim` see it (the
 /// Unicode `White_Space` property), spelt out: `\s` means something a
 /// little different in ECMAScript, Python and Rust regular expressions, and
@@ -437,6 +459,26 @@ mod tests {
                 "U+{:04X}",
                 c as u32
             );
+        }
+    }
+
+    #[test]
+    fn policy_names_follow_the_contract() {
+        for name in ["a", "tool-approval", "pii_guard2", "0x", &"a".repeat(64)] {
+            assert!(valid_policy_name(name), "{name}");
+        }
+        for name in ["", "Tool", "-x", "_x", "a.b", "a b", &"a".repeat(65)] {
+            assert!(!valid_policy_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn tenant_ids_follow_the_contract() {
+        for tenant in ["acme", "Acme.Corp_1-2", "7"] {
+            assert!(valid_tenant_id(tenant), "{tenant}");
+        }
+        for tenant in ["global", "", ".x", "a/b", "a b", &"t".repeat(65)] {
+            assert!(!valid_tenant_id(tenant), "{tenant}");
         }
     }
 }

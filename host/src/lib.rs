@@ -17,7 +17,7 @@
 //! - [`examples`]: the example policies built into the binary, and laying them
 //!   out as a policy directory.
 //! - [`input`]: what a policy sees (contract §5) and how a gate body becomes it.
-//! - [`fields`]: the rules of request fields, declared once for the
+//! - [`fields`]: the rules of request fields and ids, declared once for the
 //!   validators and the OpenAPI document.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
 //! - [`store`]: SQLite: schema and migrations, the one group-committing

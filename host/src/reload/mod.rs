@@ -25,10 +25,9 @@ use serde_json::{Map, Value, json};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::Caller;
 use crate::clock;
+use crate::fields::{valid_policy_name, valid_tenant_id};
 use crate::manifest::Manifest;
-use crate::policy_set::{
-    Change, PolicyEntry, PolicySet, Scope, Status, policy_id, valid_policy_name, valid_tenant_id,
-};
+use crate::policy_set::{Change, PolicyEntry, PolicySet, Scope, Status, policy_id};
 use crate::store::StoreWrite;
 
 pub use host::PolicyHost;

@@ -32,7 +32,7 @@ use argon2::{ARGON2ID_IDENT, Params, PasswordHash};
 use serde::Deserialize;
 
 use crate::auth::Role;
-use crate::policy_set::{valid_identifier, valid_tenant_id};
+use crate::fields::{valid_identifier, valid_tenant_id};
 
 pub use authenticator::{Authenticator, TenantsAuth};
 pub use limiter::FailureLimiter;
