@@ -9,6 +9,10 @@
 //!    from each gate's scheduled time.
 //! 3. Closed loop against the bare handler: requests/s, and the ratio
 //!    `wcp gates/s ÷ bare requests/s`.
+//! 4. Closed loop against a stateless decision server (`stateless.rs`: the
+//!    same gate parsing and example policies through the same runtime, no
+//!    store): gates/s, and the ratio `wcp gates/s ÷ stateless gates/s`,
+//!    the cost of durability and workflow state.
 //!
 //! Both servers are child processes on the same machine as the load
 //! generator, which competes with them for the cores. The closed-loop
@@ -25,6 +29,7 @@ mod process;
 mod report;
 #[path = "../common/server.rs"]
 mod server;
+mod stateless;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +69,9 @@ fn main() -> ExitCode {
     if std::env::var_os(bare::SERVE_ENV).is_some() {
         return bare::serve();
     }
+    if std::env::var_os(stateless::SERVE_ENV).is_some() {
+        return stateless::serve();
+    }
     let options = Options::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.threads.max(1))
@@ -93,7 +101,7 @@ async fn run(options: Options) -> ExitCode {
         wcp.address,
         wcp.data_dir().display()
     );
-    eprintln!("phase 1/3: closed loop against wcp ...");
+    eprintln!("phase 1/4: closed loop against wcp ...");
     let window = Window::after(warmup, duration);
     let peak_cpu = cpu::measure(wcp.pid(), window);
     let peak = load::workflows(
@@ -110,7 +118,7 @@ async fn run(options: Options) -> ExitCode {
     report::cpu_line(peak_cpu, &peak);
 
     let half = peak_rate / 2.0;
-    eprintln!("phase 2/3: open loop against wcp at {half:.0} gates/s ...");
+    eprintln!("phase 2/4: open loop against wcp at {half:.0} gates/s ...");
     let window = Window::after(warmup, duration);
     let paced = if half > 0.0 {
         load::workflows(
@@ -130,12 +138,12 @@ async fn run(options: Options) -> ExitCode {
 
     let bare = process::bare();
     eprintln!(
-        "phase 3/3: closed loop against the bare axum handler on {} ...",
+        "phase 3/4: closed loop against the bare axum handler on {} ...",
         bare.address
     );
     let window = Window::after(warmup, duration);
     let bare_cpu = cpu::measure(bare.pid(), window);
-    let baseline = load::bare(bare.address, clients, window, workload).await;
+    let baseline = load::bare(bare.address, clients, window, Arc::clone(&workload)).await;
     let bare_cpu = bare_cpu.await.ok().flatten();
     eprintln!(
         "  {}",
@@ -143,6 +151,19 @@ async fn run(options: Options) -> ExitCode {
     );
     report::cpu_line(bare_cpu, &baseline);
     drop(bare);
+
+    let stateless = process::stateless();
+    eprintln!(
+        "phase 4/4: closed loop against the stateless decision server on {} ...",
+        stateless.address
+    );
+    let window = Window::after(warmup, duration);
+    let stateless_cpu = cpu::measure(stateless.pid(), window);
+    let decisions = load::bare(stateless.address, clients, window, workload).await;
+    let stateless_cpu = stateless_cpu.await.ok().flatten();
+    eprintln!("  {}", report::line(&decisions, duration, "gates"));
+    report::cpu_line(stateless_cpu, &decisions);
+    drop(stateless);
 
     let summary = report::Summary {
         clients,
@@ -153,6 +174,8 @@ async fn run(options: Options) -> ExitCode {
         paced,
         bare: baseline,
         bare_cpu,
+        stateless: decisions,
+        stateless_cpu,
         wcp_warnings,
     };
     summary.print()

@@ -1,13 +1,14 @@
-//! The two servers under load, each a child process: `wcp serve` (the
-//! release binary cargo built beside this bench) on a temporary data
-//! directory, and the bare handler (this bench re-executed).
+//! The servers under load, each a child process: `wcp serve` (the release
+//! binary cargo built beside this bench) on a temporary data directory, and
+//! the bare handler and the stateless decision server (this bench
+//! re-executed).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::bare;
 use crate::server::{Server, WCP_LISTENING, wcp_serve};
+use crate::{bare, stateless};
 
 /// Starts `wcp serve` on a free port with a fresh data directory (made in
 /// `data_in`, else the system's temporary directory) and no `--policy-dir`,
@@ -26,10 +27,20 @@ pub async fn wcp(data_in: Option<&Path>) -> Server {
 
 /// Starts the bare handler: this bench binary, re-executed in server mode.
 pub fn bare() -> Server {
+    this_bench_serving(bare::SERVE_ENV)
+}
+
+/// Starts the stateless decision server: this bench binary, re-executed in
+/// that mode. It answers once its policies are loaded.
+pub fn stateless() -> Server {
+    this_bench_serving(stateless::SERVE_ENV)
+}
+
+fn this_bench_serving(mode: &str) -> Server {
     let exe = std::env::current_exe().expect("the bench's own path");
     let mut command = Command::new(exe);
     command
-        .env(bare::SERVE_ENV, "1")
+        .env(mode, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     Server::spawn(command, "listening on ", None, None)

@@ -81,6 +81,10 @@ pub struct Summary {
     pub bare: Tally,
     /// Phase 3's CPU use.
     pub bare_cpu: Option<CpuUse>,
+    /// Phase 4: closed loop against the stateless decision server.
+    pub stateless: Tally,
+    /// Phase 4's CPU use.
+    pub stateless_cpu: Option<CpuUse>,
     /// Warnings and errors wcp logged.
     pub wcp_warnings: Vec<String>,
 }
@@ -94,6 +98,7 @@ impl Summary {
         let paced = self.paced.gates() as f64 / seconds;
         let bare = self.bare.requests as f64 / seconds;
         let ratio = if bare > 0.0 { gates / bare } else { 0.0 };
+        let stateless = self.stateless.requests as f64 / seconds;
         let p99_paced = self.paced.latency.value_at_quantile(0.99);
         let p99_met = !self.paced.latency.is_empty() && p99_paced <= TARGET_P99_US;
 
@@ -140,8 +145,25 @@ impl Summary {
             "| for comparison: wcp requests/s ÷ bare handler requests/s | {:.2} | | |",
             if bare > 0.0 { requests / bare } else { 0.0 }
         );
+        println!(
+            "| stateless decision server (same parsing, policies and runtime, no store), closed loop | {stateless:.0} gates/s, latency {} | | |",
+            percentiles(&self.stateless)
+        );
+        println!(
+            "| CPU, stateless decision server | {} | | |",
+            cpu_cell(self.stateless_cpu, &self.stateless)
+        );
+        println!(
+            "| cost of durability and workflow state: wcp gates/s ÷ stateless gates/s | {gates:.0} ÷ {stateless:.0} = {:.2} | | |",
+            if stateless > 0.0 {
+                gates / stateless
+            } else {
+                0.0
+            }
+        );
 
-        let errors = self.peak.errors + self.paced.errors + self.bare.errors;
+        let errors =
+            self.peak.errors + self.paced.errors + self.bare.errors + self.stateless.errors;
         println!();
         print_warnings(&self.wcp_warnings);
         if errors == 0 {
@@ -153,6 +175,7 @@ impl Summary {
             ("closed loop", &self.peak),
             ("open loop", &self.paced),
             ("bare handler", &self.bare),
+            ("stateless server", &self.stateless),
         ] {
             for sample in &tally.samples {
                 println!("  {phase}: {sample}");
