@@ -1,15 +1,14 @@
 //! What every handler shares.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
+use tokio::sync::OwnedMutexGuard;
 
 use super::ApiError;
 use crate::auth::Caller;
 use crate::config::ServeConfig;
-use crate::gate::{Combined, PolicyRun, combine, evaluate_policies};
+use crate::gate::{Combined, EvaluationPool, PolicyRun, WorkflowLocks, combine, evaluate_policies};
 use crate::input::PolicyInput;
 use crate::policy_set::PolicySet;
 use crate::reload::PolicyHost;
@@ -42,11 +41,10 @@ pub struct Shared {
     pub auth: Authenticator,
     /// Workflows, steps, checkpoints and audit.
     pub store: Store,
-    /// Bounds policy evaluations running at once to the number of cores.
-    evaluations: Arc<Semaphore>,
-    /// Serialises the gates of one workflow (contract §4.1), so concurrent
-    /// first gates of a step run the policies once.
-    gate_locks: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
+    /// Where policies run, at most one per core at a time.
+    evaluations: EvaluationPool,
+    /// The per-workflow gate locks.
+    gate_locks: WorkflowLocks,
 }
 
 impl std::ops::Deref for AppState {
@@ -66,8 +64,8 @@ impl AppState {
         auth: Authenticator,
         store: Store,
     ) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let metrics = Metrics::new();
+        let evaluations = EvaluationPool::new(Arc::clone(&runtime));
         let policies = PolicyHost::new(
             runtime,
             config.policy_dir.clone(),
@@ -83,31 +81,15 @@ impl AppState {
                 metrics,
                 auth,
                 store,
-                evaluations: Arc::new(Semaphore::new(cores)),
-                gate_locks: Mutex::default(),
+                evaluations,
+                gate_locks: WorkflowLocks::default(),
             }),
         }
     }
 
-    /// Waits for and holds the gate lock of `workflow_id`. Locks nobody
-    /// holds are dropped with their last guard.
+    /// Waits for and holds the gate lock of `workflow_id`.
     pub async fn lock_gates(&self, workflow_id: &str) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self
-                .gate_locks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match locks.get(workflow_id).and_then(Weak::upgrade) {
-                Some(lock) => lock,
-                None => {
-                    locks.retain(|_, lock| lock.strong_count() > 0);
-                    let lock = Arc::new(AsyncMutex::new(()));
-                    locks.insert(workflow_id.to_owned(), Arc::downgrade(&lock));
-                    lock
-                }
-            }
-        };
-        lock.lock_owned().await
+        self.gate_locks.lock(workflow_id).await
     }
 
     /// The most workflows `caller`'s tenant may have in progress when it
@@ -168,16 +150,9 @@ impl AppState {
         F: FnOnce(&PolicyRuntime) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = Arc::clone(&self.evaluations)
-            .acquire_owned()
+        self.evaluations
+            .run(work)
             .await
-            .map_err(|error| ApiError::internal(operation, error))?;
-        let runtime = Arc::clone(self.policies.runtime());
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(&runtime)
-        })
-        .await
-        .map_err(|error| ApiError::internal(operation, error))
+            .map_err(|error| ApiError::internal(operation, error))
     }
 }

@@ -11,14 +11,17 @@
 //!   transaction recording a gate, its checkpoint and audit entry.
 //! - `resume`: checkpoint resumes (§2.14, §2.15), replaying a step's
 //!   stored gate.
+//! - `pool`: the evaluation pool and the per-workflow gate locks.
 //!
 //! [`PolicySet`]: crate::policy_set::PolicySet
 
 mod combine;
 mod evaluate;
 pub mod flow;
+mod pool;
 pub mod record;
 pub mod resume;
 
 pub use combine::{Combined, combine};
 pub use evaluate::{Action, PolicyRun, RunError, RunErrorKind, evaluate_policies, run_policy};
+pub use pool::{EvaluationPool, PoolError, WorkflowLocks};
