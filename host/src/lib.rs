@@ -9,7 +9,8 @@
 //! - [`runtime`]: the wasmtime engine, policy loading and validation,
 //!   sandboxed evaluation, fault kinds, the precompiled-artifact cache.
 //! - [`manifest`]: a policy's `.toml`: order, step types, limits, `on_error`, settings.
-//! - [`approval`]: approving, rejecting and expiring approval holds.
+//! - [`approval`]: approving, rejecting and expiring approval holds, on
+//!   touch and by the sweeper ([`approval::Expiry`]).
 //! - [`gate`]: running the applicable policies of a gate and combining their verdicts.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
 //! - [`reload`]: changing what serves: the directory watcher and rescan,

@@ -112,7 +112,8 @@ async fn end(
 ) -> Result<(), ApiError> {
     let scope = id.clone();
     state
-        .write_after_expiry(&scope, move |tx| -> Result<(), FlowError> {
+        .expiry
+        .write_after(&scope, move |tx| -> Result<(), FlowError> {
             let row = load_running(tx, &caller, &id, "workflow is already in terminal state")?;
             let mut details = Map::new();
             match how {
@@ -151,7 +152,8 @@ async fn end(
             tx.append_audit(&caller.tenant, record)?;
             Ok(())
         })
-        .await?
+        .await
+        .map_err(super::expiry::expiry_failed)?
         .map_err(|error| ApiError::from_flow(how.operation(), error))
 }
 

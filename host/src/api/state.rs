@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::OwnedMutexGuard;
 
 use super::ApiError;
+use crate::approval::Expiry;
 use crate::auth::Caller;
 use crate::config::ServeConfig;
 use crate::gate::{Combined, EvaluationPool, PolicyRun, WorkflowLocks, combine, evaluate_policies};
@@ -45,6 +46,8 @@ pub struct Shared {
     evaluations: EvaluationPool,
     /// The per-workflow gate locks.
     gate_locks: WorkflowLocks,
+    /// Approval expiry, on touch and by the sweeper.
+    pub expiry: Expiry,
 }
 
 impl std::ops::Deref for AppState {
@@ -66,6 +69,7 @@ impl AppState {
     ) -> Self {
         let metrics = Metrics::new();
         let evaluations = EvaluationPool::new(Arc::clone(&runtime));
+        let expiry = Expiry::new(store.clone(), metrics.clone());
         let policies = PolicyHost::new(
             runtime,
             config.policy_dir.clone(),
@@ -83,6 +87,7 @@ impl AppState {
                 store,
                 evaluations,
                 gate_locks: WorkflowLocks::default(),
+                expiry,
             }),
         }
     }

@@ -298,7 +298,8 @@ pub async fn complete_step(
     let (output, cost_usd) = (body.output, body.cost_usd);
     let scope = workflow_id.clone();
     state
-        .write_after_expiry(&scope, move |tx| -> Result<(), FlowError> {
+        .expiry
+        .write_after(&scope, move |tx| -> Result<(), FlowError> {
             let workflow = tx
                 .find_workflow(&workflow_id, &caller.tenant, &caller.org)?
                 .ok_or(Refusal::NotFound(WORKFLOW_NOT_FOUND))?;
@@ -350,7 +351,8 @@ pub async fn complete_step(
             tx.append_audit(&caller.tenant, record)?;
             Ok(())
         })
-        .await?
+        .await
+        .map_err(super::expiry::expiry_failed)?
         .map_err(|error| ApiError::from_flow(COMPLETE_FAILED, error))?;
     Ok(StatusCode::NO_CONTENT)
 }

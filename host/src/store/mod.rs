@@ -61,6 +61,10 @@ use readers::ReadPool;
 use writer::Writer;
 pub(crate) use writer::in_savepoint;
 
+/// The write transaction a job runs in, as the domain names it: today
+/// SQLite's. Domain code calls only [`StoreRead`] and [`StoreWrite`] on it.
+pub type WriteTx<'t> = Transaction<'t>;
+
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "wcp.db";
 

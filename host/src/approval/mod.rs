@@ -3,6 +3,12 @@
 //! functions; [`decide`] and [`expire_due`] apply them inside one writer
 //! transaction together with their audit entries, so a change and its
 //! trail commit or roll back as one. SQL stays in `store`, HTTP in `api`.
+//!
+//! - `expiry`: [`Expiry`], applying due expiries on touch and by the sweeper.
+
+mod expiry;
+
+pub use expiry::Expiry;
 
 use serde_json::{Map, json};
 
