@@ -7,7 +7,7 @@
 //! a rescan after an upload finds the uploaded files already serving and
 //! reports nothing.
 //!
-//! - [`host`]: [`PolicyHost`], the serving set and the lock of its changes.
+//! - `host`: [`PolicyHost`], the serving set and the lock of its changes.
 //! - [`watch`]: the directory watcher and the periodic rescan that call
 //!   [`reload`].
 //! - [`files`]: writing a policy's files so that a reader never sees half
