@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::gate::GateError;
 use crate::gate::flow::{FlowError, Refusal};
 use crate::input::InputError;
 
@@ -113,6 +114,17 @@ pub enum ApiError {
         /// Why, for the log only.
         detail: String,
     },
+}
+
+impl From<GateError> for ApiError {
+    fn from(error: GateError) -> Self {
+        const GATE_FAILED: &str = "Failed to evaluate step gate";
+        match error {
+            GateError::Flow(error) => ApiError::from_flow(GATE_FAILED, error),
+            GateError::Expiry(error) => ApiError::internal("Failed to expire approvals", error),
+            GateError::Pool(error) => ApiError::internal(GATE_FAILED, error),
+        }
+    }
 }
 
 impl ApiError {

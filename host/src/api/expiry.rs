@@ -15,7 +15,8 @@ impl AppState {
     /// it). Call it before a request reads or changes that workflow, after
     /// the request's input is validated.
     pub async fn expire_due(&self, workflow_id: &str) -> Result<(), ApiError> {
-        self.expiry
+        self.gates
+            .expiry()
             .apply(DueScope::Workflow(workflow_id.to_owned()))
             .await
             .map(drop)
@@ -29,7 +30,8 @@ impl AppState {
             tenant: tenant.to_owned(),
             org: org.to_owned(),
         };
-        self.expiry
+        self.gates
+            .expiry()
             .apply(scope)
             .await
             .map(drop)
@@ -39,7 +41,8 @@ impl AppState {
     /// Applies every due approval expiry (the sweeper's pass); returns how
     /// many holds expired.
     pub async fn expire_all_due(&self) -> Result<usize, StoreError> {
-        self.expiry
+        self.gates
+            .expiry()
             .apply(DueScope::All)
             .await
             .map(|expired| expired.len())
@@ -58,5 +61,5 @@ pub async fn sweep_approvals(
     every: Duration,
     stop: impl Future<Output = ()> + Send,
 ) {
-    state.expiry.clone().sweep(every, stop).await;
+    state.gates.expiry().clone().sweep(every, stop).await;
 }

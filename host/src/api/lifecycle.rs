@@ -112,7 +112,8 @@ async fn end(
 ) -> Result<(), ApiError> {
     let scope = id.clone();
     state
-        .expiry
+        .gates
+        .expiry()
         .write_after(&scope, move |tx| -> Result<(), FlowError> {
             let row = load_running(tx, &caller, &id, "workflow is already in terminal state")?;
             let mut details = Map::new();

@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::OwnedMutexGuard;
 
 use super::ApiError;
-use crate::approval::Expiry;
 use crate::auth::Caller;
 use crate::config::ServeConfig;
-use crate::gate::{Combined, EvaluationPool, PolicyRun, WorkflowLocks, combine, evaluate_policies};
+use crate::gate::{Combined, Gates, PolicyRun, evaluate_policies};
 use crate::input::PolicyInput;
 use crate::policy_set::PolicySet;
 use crate::reload::PolicyHost;
@@ -42,12 +41,9 @@ pub struct Shared {
     pub auth: Authenticator,
     /// Workflows, steps, checkpoints and audit.
     pub store: Store,
-    /// Where policies run, at most one per core at a time.
-    evaluations: EvaluationPool,
-    /// The per-workflow gate locks.
-    gate_locks: WorkflowLocks,
-    /// Approval expiry, on touch and by the sweeper.
-    pub expiry: Expiry,
+    /// The gate, from the workflow's lock to its record, with the
+    /// evaluation pool, the workflow locks and approval expiry.
+    pub gates: Gates,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,8 +64,7 @@ impl AppState {
         store: Store,
     ) -> Self {
         let metrics = Metrics::new();
-        let evaluations = EvaluationPool::new(Arc::clone(&runtime));
-        let expiry = Expiry::new(store.clone(), metrics.clone());
+
         let policies = PolicyHost::new(
             runtime,
             config.policy_dir.clone(),
@@ -77,24 +72,24 @@ impl AppState {
             store.clone(),
             metrics.clone(),
         );
+        let policies = Arc::new(policies);
+        let gates = Gates::new(Arc::clone(&policies), store.clone(), metrics.clone());
         AppState {
             shared: Arc::new(Shared {
-                policies: Arc::new(policies),
+                policies,
                 ready: AtomicBool::new(false),
                 config,
                 metrics,
                 auth,
                 store,
-                evaluations,
-                gate_locks: WorkflowLocks::default(),
-                expiry,
+                gates,
             }),
         }
     }
 
     /// Waits for and holds the gate lock of `workflow_id`.
     pub async fn lock_gates(&self, workflow_id: &str) -> OwnedMutexGuard<()> {
-        self.gate_locks.lock(workflow_id).await
+        self.gates.locks().lock(workflow_id).await
     }
 
     /// The most workflows `caller`'s tenant may have in progress when it
@@ -142,10 +137,7 @@ impl AppState {
 
     /// Counts each policy run and combines the runs into a decision.
     pub fn combine_runs(&self, runs: Vec<PolicyRun>) -> Combined {
-        for run in &runs {
-            self.metrics.policy_run(run);
-        }
-        combine(runs)
+        self.gates.combine(runs)
     }
 
     /// Runs CPU-bound policy work off the async executor, at most one job per
@@ -155,7 +147,8 @@ impl AppState {
         F: FnOnce(&PolicyRuntime) -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.evaluations
+        self.gates
+            .pool()
             .run(work)
             .await
             .map_err(|error| ApiError::internal(operation, error))

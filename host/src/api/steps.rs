@@ -1,10 +1,6 @@
-//! Step routes (contract §2.4, §2.5): the gate and the step complete.
-//!
-//! A gate holds its workflow's gate lock from the first read to the commit,
-//! so gates of one workflow are serialised (§4.1) and ten concurrent first
-//! gates of a step run the policies once. Policies run outside the database
-//! transaction, on one policy-set snapshot; the transaction checks the
-//! state again before writing.
+//! Step routes (contract §2.4, §2.5): the gate and the step complete. The
+//! gate itself is [`crate::gate::Gates::run`]; the route parses the body,
+//! runs it and answers.
 
 use std::time::Instant;
 
@@ -23,14 +19,11 @@ use crate::auth::{Authorized, WorkflowWrite};
 use crate::clock;
 use crate::fields::{self, LONG_TEXT};
 use crate::gate::flow::{self, FlowError, Refusal, RetryContext};
-use crate::gate::record::{self, GateCall, Via};
-use crate::gate::{PolicyRun, evaluate_policies};
+use crate::gate::record::{self, GateCall, Recorded, Via};
 use crate::input::{GateBody, InputError};
-use crate::store::approvals::DueScope;
 use crate::store::{StoreRead, StoreWrite};
 use crate::verdict::Verdict;
 
-const GATE_FAILED: &str = "Failed to evaluate step gate";
 const COMPLETE_FAILED: &str = "Failed to complete step";
 
 /// The answer of a gate (contract §2.4).
@@ -134,96 +127,39 @@ pub async fn gate_step(
         via: Via::Gate,
     };
 
-    let _serialised = state.lock_gates(&call.workflow_id).await;
-    // The second pass does not probe, so it always ends the loop.
-    let mut probe = true;
-    let runs = loop {
-        match prepare(&state, &call, probe).await? {
-            Prepared::Ready(runs) => break runs,
-            Prepared::ExpiryDue => {
-                state.expire_due(&call.workflow_id).await?;
-                probe = false;
-            }
+    let recorded = state.gates.run(&call, started).await?;
+    let base = state.config.public_base_url.as_deref();
+    Ok(Json(GateAnswer::of(&recorded, &call, base, include_output)))
+}
+
+impl GateAnswer {
+    /// The answer to `call` from what it recorded; a hold links to its
+    /// approval under `base`, when set.
+    fn of(recorded: &Recorded, call: &GateCall, base: Option<&str>, include_output: bool) -> Self {
+        let step = &recorded.step;
+        let holds = recorded.decision == Verdict::RequireApproval;
+        let approval_url = base.filter(|_| holds).map(|base| {
+            format!(
+                "{base}/workflows/{}/steps/{}/approve",
+                call.workflow_id,
+                path_segment(&call.step_id)
+            )
+        });
+        GateAnswer {
+            decision: recorded.decision,
+            step_id: call.step_id.clone(),
+            decision_id: flow::decision_id(&call.workflow_id, &call.step_id),
+            reason: recorded.reason.clone(),
+            policy_ids: record::policy_ids(&step.policies_matched),
+            approval_id: step.approval_id.clone().filter(|_| holds),
+            approval_url,
+            policies_evaluated: array(&step.policies_evaluated),
+            policies_matched: array(&step.policies_matched),
+            cached: recorded.cached,
+            decision_source: if recorded.cached { "cached" } else { "fresh" },
+            retry_context: RetryContext::of(step, recorded.first_gate, include_output),
         }
-    };
-    let fresh = runs.map(|runs| state.combine_runs(runs));
-    let job_call = call.clone();
-    let recorded = state
-        .store
-        .submit_async(move |tx| record::record(tx, &job_call, fresh))
-        .await
-        .map_err(|error| ApiError::from_flow(GATE_FAILED, error))?;
-
-    let source = if recorded.cached { "cached" } else { "fresh" };
-    state
-        .metrics
-        .gate(recorded.decision.as_str(), source, started.elapsed());
-    let step = &recorded.step;
-    let holds = recorded.decision == Verdict::RequireApproval;
-    let approval_id = step.approval_id.clone().filter(|_| holds);
-    let approval_url = match (&state.config.public_base_url, holds) {
-        (Some(base), true) => Some(format!(
-            "{base}/workflows/{}/steps/{}/approve",
-            call.workflow_id,
-            path_segment(&call.step_id)
-        )),
-        _ => None,
-    };
-    Ok(Json(GateAnswer {
-        decision: recorded.decision,
-        step_id: call.step_id.clone(),
-        decision_id: flow::decision_id(&call.workflow_id, &call.step_id),
-        reason: recorded.reason.clone(),
-        policy_ids: record::policy_ids(&step.policies_matched),
-        approval_id,
-        approval_url,
-        policies_evaluated: array(&step.policies_evaluated),
-        policies_matched: array(&step.policies_matched),
-        cached: recorded.cached,
-        decision_source: source,
-        retry_context: RetryContext::of(step, recorded.first_gate, include_output),
-    }))
-}
-
-/// What a gate finds out before its transaction.
-enum Prepared {
-    /// An approval of the workflow is due to expire: expire it and look again.
-    ExpiryDue,
-    /// The policy runs of a fresh evaluation; `None` for a cached re-gate.
-    Ready(Option<Vec<PolicyRun>>),
-}
-
-/// The part of a gate before its transaction, in one trip to the blocking
-/// pool: the approval-expiry probe (with `probe`), the gate's view of the
-/// workflow and step (refusals included), and for a fresh evaluation the
-/// policies, run on one snapshot of the policy set. The transaction checks
-/// the state again before writing.
-async fn prepare(state: &AppState, call: &GateCall, probe: bool) -> Result<Prepared, ApiError> {
-    let store = state.store.clone();
-    let set = state.policies.load_full();
-    let call = call.clone();
-    let prepared = state
-        .run_blocking(GATE_FAILED, move |runtime| {
-            let due = DueScope::Workflow(call.workflow_id.clone());
-            let view = store.read(|conn| {
-                if probe && conn.any_due(&due, &clock::now_rfc3339())? {
-                    return Ok(None);
-                }
-                Ok(Some(record::view(conn, &call)))
-            })?;
-            let Some(view) = view else {
-                return Ok(Prepared::ExpiryDue);
-            };
-            let view = view?;
-            if view.cached {
-                return Ok(Prepared::Ready(None));
-            }
-            let input = record::policy_input(&view, &call);
-            let runs = evaluate_policies(runtime, &set, &call.tenant, &input);
-            Ok(Prepared::Ready(Some(runs)))
-        })
-        .await?;
-    prepared.map_err(|error: FlowError| ApiError::from_flow(GATE_FAILED, error))
+    }
 }
 
 /// The optional body of a step complete.
@@ -298,7 +234,8 @@ pub async fn complete_step(
     let (output, cost_usd) = (body.output, body.cost_usd);
     let scope = workflow_id.clone();
     state
-        .expiry
+        .gates
+        .expiry()
         .write_after(&scope, move |tx| -> Result<(), FlowError> {
             let workflow = tx
                 .find_workflow(&workflow_id, &caller.tenant, &caller.org)?

@@ -12,6 +12,7 @@
 //! - `resume`: checkpoint resumes (§2.14, §2.15), replaying a step's
 //!   stored gate.
 //! - `pool`: the evaluation pool and the per-workflow gate locks.
+//! - `run`: [`Gates`], one gate from the workflow's lock to its record.
 //!
 //! [`PolicySet`]: crate::policy_set::PolicySet
 
@@ -21,7 +22,9 @@ pub mod flow;
 mod pool;
 pub mod record;
 pub mod resume;
+mod run;
 
 pub use combine::{Combined, combine};
 pub use evaluate::{Action, PolicyRun, RunError, RunErrorKind, evaluate_policies, run_policy};
 pub use pool::{EvaluationPool, PoolError, WorkflowLocks};
+pub use run::{GateError, Gates};

@@ -10,7 +10,7 @@ use crate::runtime::PolicyRuntime;
 
 /// Runs CPU-bound policy work off the async executor, at most one job per
 /// core at a time, so a slow policy never stalls the HTTP threads.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EvaluationPool {
     runtime: Arc<PolicyRuntime>,
     permits: Arc<Semaphore>,
