@@ -209,55 +209,42 @@ fn whole_of(number: &serde_json::Number) -> Option<i128> {
     (float.fract() == 0.0 && float.abs() < PAST_I128).then_some(float as i128)
 }
 
-/// Reads a whole number (an integer, or a number with no fraction) that fits `T`.
-fn read_whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+/// `number` as a whole number within `min..=max`, as `T`; the error names
+/// the number and what was expected.
+fn fit<T, E>(number: &serde_json::Number, min: i128, max: i128) -> Result<T, E>
 where
-    D: serde::Deserializer<'de>,
     T: TryFrom<i128>,
+    E: serde::de::Error,
 {
-    use serde::Deserialize;
-    use serde::de::{Error, Unexpected};
-    let number = serde_json::Number::deserialize(deserializer)?;
+    use serde::de::Unexpected;
     let unexpected = match number.as_f64() {
         Some(float) => Unexpected::Float(float),
         None => Unexpected::Other("a number"),
     };
-    match whole_of(&number) {
-        None => Err(D::Error::invalid_value(unexpected, &"a whole number")),
-        Some(value) => T::try_from(value).map_err(|_| {
-            let fitting = format!("a whole number from {} to {}", min_of::<T>(), max_of::<T>());
-            D::Error::invalid_value(unexpected, &fitting.as_str())
-        }),
-    }
+    let Some(value) = whole_of(number) else {
+        return Err(E::invalid_value(unexpected, &"a whole number"));
+    };
+    (min..=max)
+        .contains(&value)
+        .then(|| T::try_from(value).ok())
+        .flatten()
+        .ok_or_else(|| {
+            let fitting = format!("a whole number from {min} to {max}");
+            E::invalid_value(unexpected, &fitting.as_str())
+        })
 }
 
-fn min_of<T: TryFrom<i128>>() -> i128 {
-    [i128::from(i64::MIN), 0]
-        .into_iter()
-        .find(|value| T::try_from(*value).is_ok())
-        .unwrap_or(0)
-}
-
-fn max_of<T: TryFrom<i128>>() -> i128 {
-    [u64::MAX.into(), i64::MAX.into(), u32::MAX.into()]
-        .into_iter()
-        .find(|value| T::try_from(*value).is_ok())
-        .unwrap_or(0)
-}
-
-/// An optional token count as a body sends it (an integer, or a number with no fraction); a negative
-/// one is read, for the validator to refuse by name.
+/// An optional token count as a body sends it (an integer, or a number
+/// with no fraction); a negative one is read, for the validator to refuse
+/// by name.
 pub fn whole_number<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
     use serde::Deserialize;
-    match Option::<Value>::deserialize(deserializer)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => read_whole(value)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
+    Option::<serde_json::Number>::deserialize(deserializer)?
+        .map(|number| fit(&number, i64::MIN.into(), i64::MAX.into()))
+        .transpose()
 }
 
 /// A `u64` as a body sends it (an integer, or a number with no fraction).
@@ -265,7 +252,12 @@ pub fn whole_u64_value<'de, D>(deserializer: D) -> Result<u64, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    read_whole(deserializer)
+    use serde::Deserialize;
+    fit(
+        &serde_json::Number::deserialize(deserializer)?,
+        0,
+        u64::MAX.into(),
+    )
 }
 
 /// A `u32` as a body sends it (an integer, or a number with no fraction).
@@ -273,7 +265,12 @@ pub fn whole_u32_value<'de, D>(deserializer: D) -> Result<u32, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    read_whole(deserializer)
+    use serde::Deserialize;
+    fit(
+        &serde_json::Number::deserialize(deserializer)?,
+        0,
+        u32::MAX.into(),
+    )
 }
 
 /// A required comment or reason (see [`COMMENT_PATTERN`]).

@@ -97,21 +97,30 @@ async fn gate(
 /// Serves the bare handler on a free loopback port, printing
 /// `listening on <address>` on stdout, until the process is killed.
 pub fn serve() -> ExitCode {
+    serve_on_loopback(
+        "bare",
+        Router::new().route("/api/v1/workflows/{id}/steps/{step_id}/gate", post(gate)),
+    )
+}
+
+/// Serves `app` on a free loopback port in a runtime of its own, printing
+/// `listening on <address>` on stdout, until the process is killed; `what`
+/// names the server in its failures.
+pub fn serve_on_loopback(what: &str, app: Router) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("cannot start the bare server's runtime");
+        .unwrap_or_else(|error| panic!("cannot start the {what} server's runtime: {error}"));
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("cannot bind the bare server");
+            .unwrap_or_else(|error| panic!("cannot bind the {what} server: {error}"));
         let address = listener.local_addr().expect("a bound address");
         println!("listening on {address}");
         std::io::stdout().flush().expect("stdout");
-        let app = Router::new().route("/api/v1/workflows/{id}/steps/{step_id}/gate", post(gate));
         axum::serve(listener, app)
             .await
-            .expect("the bare server failed");
+            .unwrap_or_else(|error| panic!("the {what} server failed: {error}"));
     });
     ExitCode::SUCCESS
 }

@@ -9,7 +9,6 @@
 //! Like the bare handler, it runs in a child process: this bench binary,
 //! re-executed with [`SERVE_ENV`] set.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -102,23 +101,8 @@ pub fn serve() -> ExitCode {
         policies: Arc::new(policies),
         evaluations: Arc::new(Semaphore::new(cores)),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("cannot start the stateless server's runtime");
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("cannot bind the stateless server");
-        let address = listener.local_addr().expect("a bound address");
-        println!("listening on {address}");
-        std::io::stdout().flush().expect("stdout");
-        let app = Router::new()
-            .route("/api/v1/workflows/{id}/steps/{step_id}/gate", post(gate))
-            .with_state(decider);
-        axum::serve(listener, app)
-            .await
-            .expect("the stateless server failed");
-    });
-    ExitCode::SUCCESS
+    let app = Router::new()
+        .route("/api/v1/workflows/{id}/steps/{step_id}/gate", post(gate))
+        .with_state(decider);
+    crate::bare::serve_on_loopback("stateless", app)
 }

@@ -116,12 +116,15 @@ pub enum ApiError {
     },
 }
 
+/// The 500 message of a failed approval expiry.
+pub(super) const EXPIRY_FAILED: &str = "Failed to expire approvals";
+
 impl From<GateError> for ApiError {
     fn from(error: GateError) -> Self {
         const GATE_FAILED: &str = "Failed to evaluate step gate";
         match error {
             GateError::Flow(error) => ApiError::from_flow(GATE_FAILED, error),
-            GateError::Expiry(error) => ApiError::internal("Failed to expire approvals", error),
+            GateError::Expiry(error) => ApiError::internal(EXPIRY_FAILED, error),
             GateError::Pool(error) => ApiError::internal(GATE_FAILED, error),
         }
     }

@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
+use super::error::EXPIRY_FAILED;
 use super::{ApiError, AppState};
 use crate::store::StoreError;
 use crate::store::approvals::DueScope;
-
-const EXPIRY_FAILED: &str = "Failed to expire approvals";
 
 impl AppState {
     /// Applies the due approval expiries of `workflow_id` (whoever owns
