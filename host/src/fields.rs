@@ -175,6 +175,12 @@ pub fn policy_name() -> Object {
         .build()
 }
 
+/// The checkpoint id `text` names, when it is a whole number from 1 to
+/// `i64::MAX` (the rule [`checkpoint_id`] states).
+pub fn checkpoint_id_of(text: &str) -> Option<i64> {
+    text.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
 /// A checkpoint id in a path: a whole number from 1 to `i64::MAX`.
 pub fn checkpoint_id() -> Object {
     ObjectBuilder::new()

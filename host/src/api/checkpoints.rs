@@ -117,10 +117,7 @@ pub async fn resume_checkpoint(
     State(state): State<AppState>,
     ApiPath((id, checkpoint_id)): ApiPath<(String, String)>,
 ) -> Result<Json<ResumeAnswer>, ApiError> {
-    let checkpoint_id = checkpoint_id
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
+    let checkpoint_id = crate::fields::checkpoint_id_of(&checkpoint_id)
         .ok_or_else(|| ApiError::BadRequest("Invalid checkpoint ID".into()))?;
     resume_from(&state, caller, id, Target::Id(checkpoint_id)).await
 }
