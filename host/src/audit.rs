@@ -5,7 +5,7 @@
 //! events. Each entry's `hash` covers the previous entry's hash and the
 //! entry's own fields (its `seq` included), so editing, reordering or
 //! removing an entry breaks every hash after it. Storage lives in
-//! `store::audit`; this module knows no SQL.
+//! the store (`store::sqlite::audit` for SQLite); this module knows no SQL.
 //!
 //! A hash chain cannot show that entries were cut off its *end*: a verifier
 //! sees a shorter, valid chain. Anchoring the head elsewhere is future work.

@@ -11,7 +11,11 @@
 //! - [`manifest`]: a policy's `.toml`: order, step types, limits, `on_error`, settings.
 //! - [`approval`]: approving, rejecting and expiring approval holds, on
 //!   touch and by the sweeper ([`approval::Expiry`]).
-//! - [`gate`]: running the applicable policies of a gate and combining their verdicts.
+//! - [`gate`]: running the applicable policies of a gate and combining their
+//!   verdicts, and the other writes under a workflow's gate lock ([`gate::Gates`]:
+//!   a gate, a hold's decision, a checkpoint resume, a policy's dry run).
+//! - [`workflow`]: ending a workflow (complete, fail, abort) and the
+//!   workflow resume check.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
 //! - [`reload`]: changing what serves: the directory watcher and rescan,
 //!   uploads and removals, each audited and published atomically.
@@ -21,8 +25,10 @@
 //! - [`fields`]: the rules of request fields and ids, declared once for the
 //!   validators and the OpenAPI document.
 //! - [`verdict`]: `allow`, `require_approval`, `block`, ordered by severity.
-//! - [`store`]: SQLite: schema and migrations, the one group-committing
-//!   writer, read-only readers, the audit chains in SQL.
+//! - [`store`]: durable state behind the [`store::StoreRead`] and
+//!   [`store::StoreWrite`] traits, which name no database; the SQLite
+//!   backend under [`store::sqlite`] (schema and migrations, the one
+//!   group-committing writer, read-only readers, all of the crate's SQL).
 //! - [`audit`]: audit entries, their hash chain and its verification (no SQL).
 //! - [`config`]: `wcp serve` settings from flags, `WCP_*` environment and a TOML file.
 //! - [`server`]: startup (runtime, store, first policy load) and graceful shutdown; [`run`].
@@ -59,6 +65,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tenants;
 pub mod verdict;
+pub mod workflow;
 
 pub use server::run;
 

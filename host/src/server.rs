@@ -95,8 +95,7 @@ pub async fn run(
     // The approval sweeper runs beside the server and stops after it, once
     // in-flight requests are done; its pass in progress finishes first.
     let (stop_sweeper, sweeper_stopped) = oneshot::channel::<()>();
-    let sweeper = tokio::spawn(api::sweep_approvals(
-        state.clone(),
+    let sweeper = tokio::spawn(state.gates.expiry().clone().sweep(
         state.config.sweep_interval(),
         async move {
             let _ = sweeper_stopped.await;
@@ -235,7 +234,7 @@ impl Startup {
             listen,
             base,
             mode,
-            store: format!("SQLite {}", store.path().display()),
+            store: store.describe(),
             policy_dir: config.policy_dir.display().to_string(),
             limits: describe_limits(limits),
         }

@@ -17,9 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use host::approval::{ExpiredHold, expire_due};
 use host::config::ServeConfig;
-use host::store::approvals::DueScope;
-use host::store::steps::{StepRow, find_step};
-use host::store::workflows::workflow_by_id;
+use host::store::{DueScope, StepRow};
 
 mod common;
 
@@ -55,14 +53,14 @@ impl App {
 
     fn stored_step(&self, id: &str, step: &str) -> StepRow {
         self.store
-            .read(|conn| find_step(conn, id, step))
+            .read(|conn| conn.find_step(id, step))
             .unwrap()
             .unwrap()
     }
 
     fn stored_status(&self, id: &str) -> String {
         self.store
-            .read(|conn| workflow_by_id(conn, id))
+            .read(|conn| conn.workflow_by_id(id))
             .unwrap()
             .unwrap()
             .status
@@ -1078,18 +1076,18 @@ async fn the_sweeper_expires_a_hold_no_request_touches_and_stops_with_the_server
     // sweeper's work.
     let conn = host::store::open_read_only(data.path()).unwrap();
     eventually("the sweeper expires the hold", || {
-        let step = find_step(&conn, &id, "mail").unwrap().unwrap();
+        let step = conn.find_step(&id, "mail").unwrap().unwrap();
         step.approval_status.as_deref() == Some("expired")
     })
     .await;
-    let workflow = workflow_by_id(&conn, &id).unwrap().unwrap();
+    let workflow = conn.workflow_by_id(&id).unwrap().unwrap();
     assert_eq!(workflow.status, "aborted");
     assert_eq!(
         workflow.abort_reason.as_deref(),
         Some("Step mail auto-expired")
     );
-    let filter = host::store::audit::AuditFilter::default();
-    let (entries, _) = host::store::audit::list(&conn, "community", &filter).unwrap();
+    let filter = host::store::AuditFilter::default();
+    let (entries, _) = conn.audit_entries("community", &filter).unwrap();
     let kinds: Vec<&str> = entries.iter().map(|e| e.record.kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -1100,7 +1098,7 @@ async fn the_sweeper_expires_a_hold_no_request_touches_and_stops_with_the_server
             "workflow_aborted"
         ]
     );
-    let report = host::store::audit::verify_chain(&conn, "community").unwrap();
+    let report = conn.verify_chain("community").unwrap();
     assert!(report.valid, "{report:?}");
     let (_, metrics) = http(address, "GET", "/metrics", "").await;
     assert!(

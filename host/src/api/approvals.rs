@@ -18,13 +18,12 @@ use super::extract::{ApiPath, CappedBody, parse_json};
 use super::paging::{LimitParam, Page, query_map};
 use super::paths::{StepId, check_step_id};
 use super::{ApiError, AppState, Routes};
-use crate::approval::{self, ApprovalCall, Outcome};
+use crate::approval::{ApprovalCall, Outcome};
 use crate::auth::{Approve, Authorized, Caller, WorkflowRead};
 use crate::clock;
 use crate::fields::{self, MIN_COMMENT_CHARS};
 use crate::gate::flow::RetryContext;
-use crate::store::StoreRead;
-use crate::store::approvals::PendingHold;
+use crate::store::PendingHold;
 
 /// Default and largest page of the pending list (contract §2.12).
 const PENDING_LIMIT: u32 = 20;
@@ -109,14 +108,11 @@ async fn decide_step(
         comment,
     };
 
-    let _serialised = state.lock_gates(&call.workflow_id).await;
-    state.expire_due(&call.workflow_id).await?;
-    let job = call.clone();
     let step = state
-        .store
-        .submit_async(move |tx| approval::decide(tx, &job))
+        .gates
+        .decide_hold(&call)
         .await
-        .map_err(|error| ApiError::from_flow(outcome.operation(), error))?;
+        .map_err(|error| ApiError::from_gate(outcome.operation(), error))?;
 
     let stored_reason = step.decision_reason.clone().unwrap_or_default();
     let (reason, by, at, message) = match outcome {
@@ -202,7 +198,10 @@ pub async fn list_pending_approvals(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = Page::limit_from_query(&query_map(query)?, PENDING_LIMIT, PENDING_MAX)?;
-    state.expire_due_in(&caller.tenant, &caller.org).await?;
+    state
+        .gates
+        .expire_tenant(&caller.tenant, &caller.org)
+        .await?;
     let (holds, count) = state
         .store
         .read_async(move |conn| {

@@ -19,8 +19,7 @@ use super::{ApiError, AppState, Routes};
 use crate::audit::{AuditEntry, VerifyReport};
 use crate::auth::{AuditRead, Authorized, Caller};
 use crate::fields::{self, GLOBAL_CHAIN};
-use crate::store::StoreRead;
-use crate::store::audit::AuditFilter;
+use crate::store::AuditFilter;
 
 /// Default and largest page of the audit list.
 const DEFAULT_LIMIT: u32 = 100;

@@ -11,11 +11,8 @@ use super::extract::ApiPath;
 use super::paths::WORKFLOW_NOT_FOUND;
 use super::{ApiError, AppState, Routes};
 use crate::auth::{Authorized, Caller, WorkflowRead, WorkflowWrite};
-use crate::gate::flow::FlowError;
-use crate::gate::record;
-use crate::gate::resume::{self, ResumeCall, Target};
-use crate::store::StoreRead;
-use crate::store::checkpoints::CheckpointRow;
+use crate::gate::resume::{ResumeCall, Target};
+use crate::store::CheckpointRow;
 use crate::verdict::Verdict;
 
 const RESUME_FAILED: &str = "Failed to resume workflow from checkpoint";
@@ -62,7 +59,7 @@ pub async fn get_checkpoints(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CheckpointList>, ApiError> {
-    state.expire_due(&id).await?;
+    state.gates.expire_workflow(&id).await?;
     let workflow_id = id.clone();
     let checkpoints = state
         .store
@@ -122,8 +119,7 @@ pub async fn resume_checkpoint(
     resume_from(&state, caller, id, Target::Id(checkpoint_id)).await
 }
 
-/// Plans the resume on a read, evaluates the stored gate's policies, and
-/// records it all in one transaction that checks the state again.
+/// Resumes from `target` (see [`crate::gate::Gates::resume`]) and answers.
 async fn resume_from(
     state: &AppState,
     caller: Caller,
@@ -139,25 +135,11 @@ async fn resume_from(
         target,
         approval_ttl: state.config.approval_ttl,
     };
-    let _serialised = state.lock_gates(&call.workflow_id).await;
-    state.expire_due(&call.workflow_id).await?;
-    let planned_call = call.clone();
-    let plan = state
-        .store
-        .read_async(move |conn| Ok(resume::plan(conn, &planned_call)))
-        .await
-        .map_err(|error| ApiError::internal(RESUME_FAILED, error))?
-        .map_err(|error| ApiError::from_flow(RESUME_FAILED, error))?;
-    let input = record::policy_input(&plan.view, &plan.call);
-    let fresh = state.decide(RESUME_FAILED, &call.tenant, input).await?;
-    let job_call = call.clone();
     let resumed = state
-        .store
-        .submit_async(move |tx| -> Result<_, FlowError> {
-            resume::record(tx, &job_call, &plan, fresh)
-        })
+        .gates
+        .resume(&call)
         .await
-        .map_err(|error| ApiError::from_flow(RESUME_FAILED, error))?;
+        .map_err(|error| ApiError::from_gate(RESUME_FAILED, error))?;
     Ok(Json(ResumeAnswer {
         workflow_id: call.workflow_id,
         resumed_from_checkpoint: resumed.checkpoint.step_id.clone(),

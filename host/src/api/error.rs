@@ -121,12 +121,7 @@ pub(super) const EXPIRY_FAILED: &str = "Failed to expire approvals";
 
 impl From<GateError> for ApiError {
     fn from(error: GateError) -> Self {
-        const GATE_FAILED: &str = "Failed to evaluate step gate";
-        match error {
-            GateError::Flow(error) => ApiError::from_flow(GATE_FAILED, error),
-            GateError::Expiry(error) => ApiError::internal(EXPIRY_FAILED, error),
-            GateError::Pool(error) => ApiError::internal(GATE_FAILED, error),
-        }
+        ApiError::from_gate("Failed to evaluate step gate", error)
     }
 }
 
@@ -243,6 +238,17 @@ impl ApiError {
         match error {
             FlowError::Refused(refusal) => refusal.into(),
             FlowError::Store(error) => ApiError::internal(operation, error),
+        }
+    }
+
+    /// A refused or failed write under a workflow's gate lock: the refusal's
+    /// own answer, else a 500 naming `operation` (or the expiry that
+    /// failed).
+    pub fn from_gate(operation: &'static str, error: GateError) -> Self {
+        match error {
+            GateError::Flow(error) => ApiError::from_flow(operation, error),
+            GateError::Expiry(error) => ApiError::internal(EXPIRY_FAILED, error),
+            GateError::Pool(error) => ApiError::internal(operation, error),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP edge: router, middleware, extractors, errors, one module per
 //! resource. Handlers translate HTTP to domain calls and back; the domain
-//! (gate, policy set, runtime) knows nothing of HTTP.
+//! (gate, workflow, approval, policy set, reload, store, runtime) knows
+//! nothing of HTTP, and nothing outside this module names it.
 //!
 //! Processing order (contract §1.8): route (404/405) → `OPTIONS` preflight →
 //! readiness (503, `/api/v1/` only) → auth and role (extractors) → path →
@@ -18,14 +19,17 @@
 //! - `workflows`: create, get, list. `lifecycle`: complete, fail, abort,
 //!   resume. `steps`: the gate and the step complete. `checkpoints`: the
 //!   checkpoint list and both resumes. `approvals`: approve, reject,
-//!   pending. `expiry`: approval expiry on touch and the sweeper.
+//!   pending.
+//!
+//! Each handler parses, makes one domain call (a [`crate::gate::Gates`]
+//! method, a [`crate::workflow`] function, a store read) and answers; the
+//! domain's errors become [`ApiError`]s at this edge (`error`).
 
 mod approvals;
 mod audit;
 mod auth;
 mod checkpoints;
 mod error;
-mod expiry;
 pub mod extract;
 mod lifecycle;
 pub mod listen;
@@ -50,7 +54,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
-pub use expiry::sweep_approvals;
 pub use routes::Routes;
 pub use state::AppState;
 pub use upload::{MODULE_LIMIT, PolicyUpload, UPLOAD_LIMIT, UploadKind};

@@ -8,7 +8,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, Routes};
-use crate::store::StoreRead;
 
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]

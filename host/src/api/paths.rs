@@ -5,8 +5,7 @@
 use super::ApiError;
 use crate::fields::{self, LONG_TEXT};
 
-/// The 404 of a missing or foreign workflow.
-pub const WORKFLOW_NOT_FOUND: &str = "Workflow not found";
+pub use crate::gate::flow::WORKFLOW_NOT_FOUND;
 
 /// `step_id`: 1 to [`LONG_TEXT`] characters (contract §1.3, which counts
 /// bytes; characters are what the OpenAPI document can state).

@@ -18,11 +18,10 @@ use super::upload::{PolicyUpload, UploadKind};
 use super::{ApiError, AppState, Routes};
 use crate::auth::{Authorized, Caller, PolicyRead, PolicyWrite};
 use crate::fields::valid_policy_name;
-use crate::gate::{Action, RunError, run_policy};
+use crate::gate::{Action, RunError};
 use crate::input::DryRunBody;
 use crate::policy_set::{PolicyEntry, PolicySet, Scope, Status};
 use crate::reload::{self, ChangeError};
-use crate::runtime::PolicyRequest;
 use crate::verdict::Verdict;
 
 const NOT_FOUND: &str = "Policy not found";
@@ -234,14 +233,11 @@ pub async fn evaluate_policy(
         .map_err(|error| ApiError::internal("Failed to evaluate policy", error))?;
     seen["settings"] = entry.manifest().settings.clone();
 
-    let request = PolicyRequest::new(&input);
     let run = state
-        .run_blocking("Failed to evaluate policy", move |runtime| {
-            run_policy(runtime, &entry, &request)
-        })
-        .await?;
-    // A dry run stores, audits and counts nothing (contract §6.3): the policy
-    // metrics describe gates only.
+        .gates
+        .dry_run(entry, &input)
+        .await
+        .map_err(|error| ApiError::from_gate("Failed to evaluate policy", error))?;
     Ok(Json(DryRun {
         verdict: run.effective(),
         policy_id: run.policy_id,

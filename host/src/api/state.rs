@@ -1,15 +1,12 @@
-//! What every handler shares.
+//! What every handler shares: handles to the domain, the settings and the
+//! readiness flag; no logic.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::OwnedMutexGuard;
-
-use super::ApiError;
 use crate::auth::Caller;
 use crate::config::ServeConfig;
-use crate::gate::{Combined, Gates, PolicyRun, evaluate_policies};
-use crate::input::PolicyInput;
+use crate::gate::Gates;
 use crate::policy_set::PolicySet;
 use crate::reload::PolicyHost;
 use crate::runtime::PolicyRuntime;
@@ -87,11 +84,6 @@ impl AppState {
         }
     }
 
-    /// Waits for and holds the gate lock of `workflow_id`.
-    pub async fn lock_gates(&self, workflow_id: &str) -> OwnedMutexGuard<()> {
-        self.gates.locks().lock(workflow_id).await
-    }
-
     /// The most workflows `caller`'s tenant may have in progress when it
     /// creates or revives one (contract §2.1): its credentials' limit, else
     /// `--max-concurrent-workflows`, else none.
@@ -114,43 +106,5 @@ impl AppState {
     /// Marks the server ready.
     pub fn mark_ready(&self) {
         self.ready.store(true, Ordering::Release);
-    }
-
-    /// Evaluates the policies that apply to `tenant` on one snapshot of the
-    /// policy set, counts each run, and combines the runs into a decision
-    /// (contract §4.2).
-    pub async fn decide(
-        &self,
-        operation: &'static str,
-        tenant: &str,
-        input: PolicyInput,
-    ) -> Result<Combined, ApiError> {
-        let set = self.policies.load_full();
-        let tenant = tenant.to_owned();
-        let runs = self
-            .run_blocking(operation, move |runtime| {
-                evaluate_policies(runtime, &set, &tenant, &input)
-            })
-            .await?;
-        Ok(self.combine_runs(runs))
-    }
-
-    /// Counts each policy run and combines the runs into a decision.
-    pub fn combine_runs(&self, runs: Vec<PolicyRun>) -> Combined {
-        self.gates.combine(runs)
-    }
-
-    /// Runs CPU-bound policy work off the async executor, at most one job per
-    /// core at a time, so a slow policy never stalls the HTTP threads.
-    pub async fn run_blocking<T, F>(&self, operation: &'static str, work: F) -> Result<T, ApiError>
-    where
-        F: FnOnce(&PolicyRuntime) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.gates
-            .pool()
-            .run(work)
-            .await
-            .map_err(|error| ApiError::internal(operation, error))
     }
 }

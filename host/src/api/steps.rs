@@ -8,21 +8,19 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::extract::{ApiPath, CappedBody, parse_json};
-use super::paths::{WORKFLOW_NOT_FOUND, check_step_id};
+use super::paths::check_step_id;
 use super::{ApiError, AppState, Routes};
-use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowWrite};
-use crate::clock;
 use crate::fields::{self, LONG_TEXT};
-use crate::gate::flow::{self, FlowError, Refusal, RetryContext};
+use crate::gate::flow::{self, RetryContext};
 use crate::gate::record::{self, GateCall, Recorded, Via};
 use crate::input::{GateBody, InputError};
-use crate::store::{StoreRead, StoreWrite};
 use crate::verdict::Verdict;
+use crate::workflow::{self, StepCompletion};
 
 const COMPLETE_FAILED: &str = "Failed to complete step";
 
@@ -231,66 +229,19 @@ pub async fn complete_step(
             message,
         }));
     }
-    let (output, cost_usd) = (body.output, body.cost_usd);
-    let scope = workflow_id.clone();
-    state
-        .gates
-        .expiry()
-        .write_after(&scope, move |tx| -> Result<(), FlowError> {
-            let workflow = tx
-                .find_workflow(&workflow_id, &caller.tenant, &caller.org)?
-                .ok_or(Refusal::NotFound(WORKFLOW_NOT_FOUND))?;
-            let mut step = tx
-                .find_step(&workflow_id, &step_id)?
-                .ok_or(Refusal::NotFound("Step not found"))?;
-            flow::check_key(&step, key.as_deref())?;
-            flow::check_totals(&workflow, tokens_in, tokens_out, cost_usd)?;
-            let now = clock::now_rfc3339();
-            step.completion_count += 1;
-            step.completed_at = Some(now.clone());
-            if let Some(output) = output {
-                step.output = Some(Value::Object(output));
-            }
-            step.tokens_in = tokens_in.or(step.tokens_in);
-            step.tokens_out = tokens_out.or(step.tokens_out);
-            step.cost_usd = cost_usd.or(step.cost_usd);
-            tx.save_completion(&step)?;
-            tx.add_totals(
-                &workflow_id,
-                tokens_in.unwrap_or(0),
-                tokens_out.unwrap_or(0),
-                cost_usd.unwrap_or(0.0),
-            )?;
-            let mut details = Map::new();
-            details.insert("completion_count".into(), json!(step.completion_count));
-            for (field, value) in [
-                ("tokens_in", tokens_in.map(|v| json!(v))),
-                ("tokens_out", tokens_out.map(|v| json!(v))),
-                ("cost_usd", cost_usd.map(|v| json!(v))),
-            ] {
-                if let Some(value) = value {
-                    details.insert(field.into(), value);
-                }
-            }
-            details.insert("idempotency_key".into(), json!(key.unwrap_or_default()));
-            let record = AuditRecord {
-                at: now,
-                tenant: caller.tenant.clone(),
-                org: caller.org.clone(),
-                actor: caller.actor.clone(),
-                kind: AuditKind::StepCompleted.as_str().into(),
-                workflow_id: Some(workflow_id.clone()),
-                step_id: Some(step_id.clone()),
-                decision: None,
-                reason: None,
-                details,
-            };
-            tx.append_audit(&caller.tenant, record)?;
-            Ok(())
-        })
+    let completion = StepCompletion {
+        caller,
+        workflow_id,
+        step_id,
+        output: body.output,
+        tokens_in,
+        tokens_out,
+        cost_usd: body.cost_usd,
+        key,
+    };
+    workflow::complete_step(state.gates.expiry(), completion)
         .await
-        .map_err(super::expiry::expiry_failed)?
-        .map_err(|error| ApiError::from_flow(COMPLETE_FAILED, error))?;
+        .map_err(|error| ApiError::from_gate(COMPLETE_FAILED, error))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

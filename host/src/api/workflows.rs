@@ -23,9 +23,7 @@ use crate::clock;
 use crate::fields::{self, LONG_TEXT, SHORT_TEXT};
 use crate::gate::flow::{FlowError, check_capacity};
 use crate::input::InputError;
-use crate::store::steps::StepRow;
-use crate::store::workflows::{WorkflowFilter, WorkflowRow};
-use crate::store::{StoreRead, StoreWrite};
+use crate::store::{StepRow, WorkflowFilter, WorkflowRow};
 
 /// Default and largest page of the list (contract §2.3).
 const DEFAULT_LIMIT: u32 = 20;
@@ -196,7 +194,7 @@ pub async fn get_workflow(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.expire_due(&id).await?;
+    state.gates.expire_workflow(&id).await?;
     let found = state
         .store
         .read_async(move |conn| {
@@ -237,7 +235,10 @@ pub async fn list_workflows(
         limit: page.limit,
         offset: page.offset,
     };
-    state.expire_due_in(&caller.tenant, &caller.org).await?;
+    state
+        .gates
+        .expire_tenant(&caller.tenant, &caller.org)
+        .await?;
     let (rows, total) = state
         .store
         .read_async(move |conn| conn.list_workflows(&caller.tenant, &caller.org, &filter))

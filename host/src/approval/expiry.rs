@@ -14,8 +14,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::{ExpiredHold, expire_due};
 use crate::clock;
-use crate::store::approvals::DueScope;
-use crate::store::{Store, StoreError, StoreRead, WriteTx, in_savepoint};
+use crate::store::{DueScope, Store, StoreError, WriteTx, in_savepoint};
 use crate::telemetry::Metrics;
 
 /// Applies due approval expiries, counting and logging each.

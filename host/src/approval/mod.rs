@@ -15,11 +15,7 @@ use serde_json::{Map, json};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::gate::flow::{FlowError, Refusal};
-use crate::store::StoreError;
-use crate::store::StoreWrite;
-use crate::store::approvals::DueScope;
-use crate::store::steps::StepRow;
-use crate::store::workflows::WorkflowRow;
+use crate::store::{DueScope, StepRow, StoreError, WorkflowRow, WriteTx};
 use crate::verdict::Verdict;
 
 /// Actor of the changes nobody asked for: expiries by the sweeper or on
@@ -126,7 +122,7 @@ pub fn check_decidable(step: &StepRow, workflow: &WorkflowRow, now: &str) -> Res
 /// re-gated since the request arrived is refused, not overwritten. A
 /// rejection also aborts the workflow. Audit: `step_approved` or
 /// `step_rejected`, then `workflow_aborted` (`cause: "rejected"`).
-pub fn decide(tx: &impl StoreWrite, call: &ApprovalCall) -> Result<StepRow, FlowError> {
+pub fn decide(tx: &WriteTx, call: &ApprovalCall) -> Result<StepRow, FlowError> {
     let workflow = tx
         .find_workflow(&call.workflow_id, &call.tenant, &call.org)?
         .ok_or(Refusal::NotFound("Workflow not found"))?;
@@ -194,7 +190,7 @@ pub struct ExpiredHold {
 /// ended one keeps its status. Only rows still pending inside `tx` move,
 /// so a hold decided meanwhile is left alone.
 pub fn expire_due(
-    tx: &impl StoreWrite,
+    tx: &WriteTx,
     scope: &DueScope,
     now: &str,
 ) -> Result<Vec<ExpiredHold>, StoreError> {

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::audit::VerifyReport;
-use crate::store::{self, audit};
+use crate::store;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
@@ -48,7 +48,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     let conn = store::open_read_only(&args.data_dir).map_err(failed)?;
     let chains = match &args.scope {
         Some(scope) => vec![scope.clone()],
-        None => audit::chains(&conn).map_err(failed)?,
+        None => conn.audit_chains().map_err(failed)?,
     };
     if chains.is_empty() {
         println!("ok: no audit entries");
@@ -56,7 +56,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     }
     let mut broken = false;
     for chain in &chains {
-        let report = audit::verify_chain(&conn, chain).map_err(failed)?;
+        let report = conn.verify_chain(chain).map_err(failed)?;
         println!("{}", line(chain, &report));
         broken |= !report.valid;
     }

@@ -8,13 +8,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::StoreError;
-use crate::store::steps::StepRow;
-use crate::store::workflows::WorkflowRow;
+use crate::store::{StepRow, StoreError, WorkflowRow};
 use crate::verdict::Verdict;
 
 /// Namespace of approval ids (contract §1.3).
 const APPROVAL_NAMESPACE: Uuid = Uuid::from_u128(0xa1b2c3d4_e5f6_7890_abcd_ef1234567890);
+
+/// The 404 of a missing or foreign workflow.
+pub const WORKFLOW_NOT_FOUND: &str = "Workflow not found";
 
 /// Why a request is refused once its input is valid: the workflow or step
 /// is missing, or its state forbids the change (409). Nothing is written.

@@ -12,13 +12,17 @@
 //! - `resume`: checkpoint resumes (§2.14, §2.15), replaying a step's
 //!   stored gate.
 //! - `pool`: the evaluation pool and the per-workflow gate locks.
-//! - `run`: [`Gates`], one gate from the workflow's lock to its record.
+//! - `run`: [`Gates`], one gate from the workflow's lock to its record,
+//!   and a policy's dry run.
+//! - `hold`: the other writes under a workflow's gate lock, as [`Gates`]
+//!   methods: deciding a held step and resuming from a checkpoint.
 //!
 //! [`PolicySet`]: crate::policy_set::PolicySet
 
 mod combine;
 mod evaluate;
 pub mod flow;
+mod hold;
 mod pool;
 pub mod record;
 pub mod resume;

@@ -13,11 +13,7 @@ use super::flow::{
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::input::{PolicyInput, RetryPolicy, StepInput, ValidGate, WorkflowInput};
-use crate::store::StoreError;
-use crate::store::checkpoints::CheckpointOwner;
-use crate::store::steps::StepRow;
-use crate::store::workflows::WorkflowRow;
-use crate::store::{StoreRead, StoreWrite};
+use crate::store::{CheckpointOwner, ReadTx, StepRow, StoreError, WorkflowRow, WriteTx};
 use crate::verdict::Verdict;
 
 /// A validated gate call.
@@ -82,7 +78,7 @@ pub struct GateView {
 }
 
 /// Loads the workflow and step and applies the refusals of §4.1 steps 2-8.
-pub fn view(conn: &impl StoreRead, call: &GateCall) -> Result<GateView, FlowError> {
+pub fn view(conn: &ReadTx, call: &GateCall) -> Result<GateView, FlowError> {
     let workflow = conn
         .find_workflow(&call.workflow_id, &call.tenant, &call.org)?
         .ok_or(Refusal::NotFound("Workflow not found"))?;
@@ -183,7 +179,7 @@ pub struct Recorded {
 /// cached, so concurrent first gates agree. `fresh` is the evaluation made
 /// outside the transaction; a fresh gate without one is refused as a fault.
 pub fn record(
-    tx: &impl StoreWrite,
+    tx: &WriteTx,
     call: &GateCall,
     fresh: Option<Combined>,
 ) -> Result<Recorded, FlowError> {
@@ -225,7 +221,7 @@ pub fn record(
 }
 
 fn fresh_step(
-    tx: &impl StoreWrite,
+    tx: &WriteTx,
     call: &GateCall,
     existing: Option<StepRow>,
     combined: Combined,

@@ -14,10 +14,7 @@ use super::record::{self, GateCall, GateView, Recorded, Via};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::input::{RetryPolicy, ToolContext, ValidGate};
-use crate::store::StoreError;
-use crate::store::checkpoints::CheckpointRow;
-use crate::store::steps::StepRow;
-use crate::store::{StoreRead, StoreWrite};
+use crate::store::{CheckpointRow, ReadTx, StepRow, StoreError, WriteTx};
 
 /// Which checkpoint to resume from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +62,7 @@ fn not_resumable(message: String) -> FlowError {
 
 /// Steps (1)-(3): refuses a finished or held workflow, then picks the
 /// checkpoint and rebuilds the gate that produced it.
-pub fn plan(conn: &impl StoreRead, call: &ResumeCall) -> Result<ResumePlan, FlowError> {
+pub fn plan(conn: &ReadTx, call: &ResumeCall) -> Result<ResumePlan, FlowError> {
     let workflow = conn
         .find_workflow(&call.workflow_id, &call.tenant, &call.org)?
         .ok_or(Refusal::NotFound("Workflow not found"))?;
@@ -170,7 +167,7 @@ pub struct Resumed {
 /// `fresh` (evaluated on the plan outside the transaction), and counts the
 /// resume. Any refusal rolls all of it back.
 pub fn record(
-    tx: &impl StoreWrite,
+    tx: &WriteTx,
     call: &ResumeCall,
     planned: &ResumePlan,
     fresh: Combined,

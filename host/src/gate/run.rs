@@ -12,15 +12,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::evaluate_policies;
 use super::flow::FlowError;
 use super::record::{self, GateCall, Recorded};
 use super::{Combined, EvaluationPool, PolicyRun, PoolError, WorkflowLocks, combine};
+use super::{evaluate_policies, run_policy};
 use crate::approval::Expiry;
 use crate::clock;
+use crate::input::PolicyInput;
+use crate::policy_set::PolicyEntry;
 use crate::reload::PolicyHost;
-use crate::store::approvals::DueScope;
-use crate::store::{Store, StoreError, StoreRead};
+use crate::runtime::PolicyRequest;
+use crate::store::{DueScope, Store, StoreError};
 use crate::telemetry::Metrics;
 
 /// Why a gate has no answer.
@@ -86,6 +88,41 @@ impl Gates {
     /// Approval expiry, which every route touching a workflow applies.
     pub fn expiry(&self) -> &Expiry {
         &self.expiry
+    }
+
+    /// The store gates are recorded in.
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Evaluates the policies that apply to `tenant` on one snapshot of the
+    /// policy set, on the evaluation pool, and combines (and counts) the
+    /// runs into a decision (contract §4.2).
+    pub async fn evaluate(&self, tenant: &str, input: PolicyInput) -> Result<Combined, GateError> {
+        let set = self.policies.load_full();
+        let tenant = tenant.to_owned();
+        let runs = self
+            .pool
+            .run(move |runtime| evaluate_policies(runtime, &set, &tenant, &input))
+            .await?;
+        Ok(self.combine(runs))
+    }
+
+    /// Runs the one policy `entry` on `input` as a gate would, on the
+    /// evaluation pool, whether or not it applies to the step type. A dry
+    /// run stores, audits and counts nothing (contract §6.3): the policy
+    /// metrics describe gates only.
+    pub async fn dry_run(
+        &self,
+        entry: Arc<PolicyEntry>,
+        input: &PolicyInput,
+    ) -> Result<PolicyRun, GateError> {
+        let request = PolicyRequest::new(input);
+        let run = self
+            .pool
+            .run(move |runtime| run_policy(runtime, &entry, &request))
+            .await?;
+        Ok(run)
     }
 
     /// Runs the gate `call`, whose request arrived at `started`, and

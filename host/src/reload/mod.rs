@@ -28,7 +28,6 @@ use crate::clock;
 use crate::fields::{valid_policy_name, valid_tenant_id};
 use crate::manifest::Manifest;
 use crate::policy_set::{Change, PolicyEntry, PolicySet, Scope, Status, policy_id};
-use crate::store::StoreWrite;
 
 pub use host::PolicyHost;
 pub use watch::{WatcherHandle, spawn_file_reloader, spawn_watcher};

@@ -1,6 +1,12 @@
-//! What can go wrong in the store, with enough context to act on.
+//! What can go wrong in the store, with enough context to act on. The
+//! variants name no database library: a backend's own error travels boxed
+//! as [`DbError`], its message kept whole.
 
 use std::path::PathBuf;
+
+/// A database library's error, boxed so that [`StoreError`] names no
+/// backend's types.
+pub type DbError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -21,13 +27,13 @@ pub enum StoreError {
         /// The path looked at.
         path: PathBuf,
     },
-    /// The database file could not be opened or configured.
+    /// The database could not be opened or configured.
     #[error("cannot open database {path}: {source}")]
     Open {
         /// The database file.
         path: PathBuf,
         /// Why.
-        source: rusqlite::Error,
+        source: DbError,
     },
     /// The database was written by a newer `wcp`; refusing beats corrupting it.
     #[error(
@@ -54,15 +60,15 @@ pub enum StoreError {
         /// The database file.
         path: PathBuf,
         /// Why.
-        source: rusqlite_migration::Error,
+        source: DbError,
     },
     /// A statement failed.
     #[error("{context}: {source}")]
-    Sqlite {
+    Database {
         /// What the store was doing.
         context: &'static str,
         /// Why it failed.
-        source: rusqlite::Error,
+        source: DbError,
     },
     /// A stored value does not decode (e.g. JSON that is not JSON).
     #[error("stored {what} is invalid: {detail}")]
@@ -93,16 +99,4 @@ pub enum StoreError {
     /// The writer has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,
-}
-
-/// Adds the "what was the store doing" context to a rusqlite result.
-pub trait SqlContext<T> {
-    /// Wraps an error as [`StoreError::Sqlite`] with `context`.
-    fn context(self, context: &'static str) -> Result<T, StoreError>;
-}
-
-impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
-    fn context(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Sqlite { context, source })
-    }
 }

@@ -1,150 +1,132 @@
-//! Durable state in SQLite: workflows, steps, checkpoints and the audit
-//! chains (design §7). All SQL of the crate lives under this module.
+//! Durable state: workflows, steps, checkpoints and the audit chains
+//! (design §7), behind one interface that names no database library.
 //!
-//! - `migrations`: the schema (every table documented) and its versions.
-//! - `writer`: the one writer thread and its group commit.
-//! - `readers`: the pool of read-only connections.
-//! - `backend`: [`StoreRead`] and [`StoreWrite`], implemented for SQLite.
-//! - [`audit`]: the audit chains in SQL.
-//! - [`approvals`]: the pending list and the holds due to expire.
-//! - [`workflows`], [`steps`], [`checkpoints`]: workflows, steps and
-//!   checkpoints in SQL.
+//! - `traits`: [`StoreRead`] and [`StoreWrite`], what the domain may ask
+//!   of a snapshot and of a write transaction.
+//! - `rows`: the values they read and write ([`WorkflowRow`], [`StepRow`],
+//!   [`CheckpointRow`], …) and the filters of the lists.
 //! - `error`: [`StoreError`].
+//! - [`sqlite`]: the embedded backend, the default. All SQL and every
+//!   rusqlite type of the crate live there.
 //!
-//! Writes go through [`Store::submit`] / [`Store::submit_async`] as jobs on
-//! a `rusqlite::Transaction`; a job's result is returned only after its
-//! commit, so an acknowledged change survives `kill -9` (and, with
-//! `synchronous=FULL`, a power cut). Reads go through [`Store::read`].
+//! The domain holds a [`Store`] and gives it closures: [`Store::submit`]
+//! runs one on a write transaction (`&WriteTx`, a `dyn StoreWrite`) and
+//! answers only after its commit, so an acknowledged change survives
+//! `kill -9` (and, with SQLite's `synchronous=FULL`, a power cut);
+//! [`Store::read`] runs one on a consistent snapshot (`&ReadTx`, a
+//! `dyn StoreRead`). A closure that returns `Err` has its writes rolled
+//! back, whatever the backend; [`in_savepoint`] nests that inside a job.
 //!
-//! Inside the database a workflow's rows are keyed by `wid`, an integer
-//! that grows with insertion order (schema v2), not by the random public
-//! `workflow_id`: a gate's writes then land in the newest index pages
-//! instead of random ones, and each commit writes fewer pages to the WAL.
-//! The functions still take `workflow_id`; their SQL turns it into `wid`
-//! with `wid = (SELECT wid FROM workflows WHERE workflow_id = ?)`, one probe
-//! of `workflows`' unique index, and fills `wid` the same way on insert. An
-//! unknown `workflow_id` gives NULL, which equals no row, so nothing
-//! matches.
+//! # How a second backend plugs in
 //!
-//! The domain sees the store through two traits, [`StoreRead`] and
-//! [`StoreWrite`] (module `backend`): the gate, approval and resume rules
-//! and the handlers call only their methods. A later backend (PostgreSQL)
-//! implements them for its own connection and transaction, plus this
-//! module's `submit`/`read` plumbing; the table modules below are the
-//! SQLite implementation.
+//! PostgreSQL (for several replicas on one database) is meant to fit
+//! beside SQLite without the domain changing:
+//!
+//! 1. A module `store/postgres/` holds its SQL, its migrations and its
+//!    pool, and is the only place that names its driver.
+//! 2. Its transaction type implements [`StoreWrite`] and its snapshot
+//!    type [`StoreRead`]. The rules that need a lock with several writers
+//!    take it inside those methods, where SQLite needs none because it has
+//!    one writer: `append_audit` locks the chain's head row (`SELECT …
+//!    FOR UPDATE`), `due_holds` claims holds with `FOR UPDATE SKIP
+//!    LOCKED`, and the tenant's running count is read under a lock on the
+//!    tenant's row.
+//! 3. [`Store`]'s private `Backend` gains a variant, and `submit`,
+//!    `submit_async` and `read` a match arm each. Where SQLite batches
+//!    every queued job into one transaction (group commit, one fsync for
+//!    many gates), PostgreSQL runs each job in its own transaction on a
+//!    pooled connection, and answers after its `COMMIT`, as SQLite answers
+//!    after the batch's.
+//! 4. The driver is async (tokio-postgres), the traits are not: a domain
+//!    rule is a short run of reads and writes with decisions between them,
+//!    clearest as straight-line code, and SQLite's writer is a plain
+//!    thread. A PostgreSQL job therefore runs on tokio's blocking pool,
+//!    holding its pooled connection, and each trait method waits on the
+//!    driver's future there (`Handle::block_on`, as the `postgres` crate
+//!    wraps tokio-postgres). The pool's size bounds those threads; the
+//!    async handlers await `submit_async` and `read_async` either way.
 
-pub mod approvals;
-pub mod audit;
-mod backend;
-pub mod checkpoints;
 mod error;
-mod migrations;
-#[cfg(test)]
-mod query_plans;
-mod readers;
-pub mod steps;
-#[cfg(test)]
-mod test_db;
-pub mod workflows;
-mod writer;
+mod rows;
+pub mod sqlite;
+mod traits;
 
-use std::path::{Path, PathBuf};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction};
+pub use error::{DbError, StoreError};
+pub use rows::{
+    AuditFilter, CheckpointOwner, CheckpointRow, DueScope, PendingHold, StepRow, WorkflowFilter,
+    WorkflowRow,
+};
+pub use sqlite::{DB_FILE, SCHEMA_VERSION};
+pub use traits::{StoreRead, StoreWrite};
 
-pub use backend::{StoreRead, StoreWrite};
-pub use error::{SqlContext, StoreError};
-pub use migrations::SCHEMA_VERSION;
-use readers::ReadPool;
-use writer::Writer;
-pub(crate) use writer::in_savepoint;
+/// The write transaction a job runs in. Domain code calls only
+/// [`StoreRead`] and [`StoreWrite`] on it.
+pub type WriteTx<'t> = dyn StoreWrite + 't;
 
-/// The write transaction a job runs in, as the domain names it: today
-/// SQLite's. Domain code calls only [`StoreRead`] and [`StoreWrite`] on it.
-pub type WriteTx<'t> = Transaction<'t>;
+/// The consistent snapshot a read runs on.
+pub type ReadTx<'c> = dyn StoreRead + 'c;
 
-/// The database's file name inside the data directory.
-pub const DB_FILE: &str = "wcp.db";
-
-/// Read connections: reads are short indexed lookups, and the target
-/// machine has 2 cores; 4 keeps a slow list from starving gate lookups.
-const READERS: usize = 4;
-
-/// Prepared statements each connection keeps. The store has a few dozen
-/// distinct statements; rusqlite's default of 16 would evict and re-parse
-/// them on every request.
-const STATEMENT_CACHE: usize = 64;
-
-/// How long a connection waits for a lock (a checkpoint, an offline tool)
-/// before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The open database: one writer thread and a pool of readers. Cheap to
-/// clone; the writer stops when the last clone is dropped or closed.
+/// The open store. Cheap to clone; the backend shuts down when the last
+/// clone is dropped or closed.
 #[derive(Debug, Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Arc<Backend>,
 }
 
+/// The database behind a [`Store`]; one variant per backend.
 #[derive(Debug)]
-struct Inner {
-    path: PathBuf,
-    writer: Writer,
-    readers: ReadPool,
+enum Backend {
+    /// The embedded database in the data directory.
+    Sqlite(sqlite::Sqlite),
 }
 
 impl Store {
-    /// Opens (creating if needed) `<data_dir>/wcp.db`, creating the
-    /// directory, and migrates it to [`SCHEMA_VERSION`]. A database written
-    /// by a newer `wcp` is refused.
+    /// Opens (creating if needed) the embedded database `<data_dir>/wcp.db`,
+    /// creating the directory, and migrates it to [`SCHEMA_VERSION`]. A
+    /// database written by a newer `wcp` is refused.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
-        let path = data_dir.join(DB_FILE);
-        let open_error = |source| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
-        let mut conn = Connection::open(&path).map_err(open_error)?;
-        configure_writer(&conn).map_err(open_error)?;
-        migrations::migrate(&mut conn, &path)?;
-        // Readers open after the writer switched to WAL: a read-only
-        // connection cannot make that switch itself.
-        let readers = (0..READERS)
-            .map(|_| open_reader(&path).map_err(open_error))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Store {
-            inner: Arc::new(Inner {
-                writer: Writer::start(conn)?,
-                readers: ReadPool::new(readers),
-                path,
-            }),
+            backend: Arc::new(Backend::Sqlite(sqlite::Sqlite::open(data_dir)?)),
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Which database this is, for the startup log: the backend and where
+    /// it lives, never a credential.
+    pub fn describe(&self) -> String {
+        match &*self.backend {
+            Backend::Sqlite(db) => format!("SQLite {}", db.path().display()),
+        }
     }
 
-    /// Runs `job` on the writer and waits until it is committed. Blocks;
-    /// from async code use [`Store::submit_async`].
+    /// The SQLite backend, for its own tests and tools; `None` on another
+    /// backend. Domain code never needs it.
+    pub fn sqlite(&self) -> Option<&sqlite::Sqlite> {
+        match &*self.backend {
+            Backend::Sqlite(db) => Some(db),
+        }
+    }
+
+    /// Runs `job` in a write transaction and waits until it is committed.
+    /// Blocks; from async code use [`Store::submit_async`].
     ///
-    /// The job runs in its own savepoint: returning `Err` rolls back its
-    /// writes only, and the error comes back here. Any `E` that a
-    /// [`StoreError`] converts into works, so a domain refusal discovered
-    /// inside the transaction (a 409 after a race) rolls back too.
+    /// The job's writes are kept only if it returns `Ok`: returning `Err`
+    /// rolls back its writes only, and the error comes back here. Any `E`
+    /// that a [`StoreError`] converts into works, so a domain refusal
+    /// discovered inside the transaction (a 409 after a race) rolls back
+    /// too.
     pub fn submit<T, E, F>(&self, job: F) -> Result<T, E>
     where
-        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&WriteTx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.inner.writer.submit(job)
+        match &*self.backend {
+            Backend::Sqlite(db) => db.submit(move |tx| job(tx)),
+        }
     }
 
     /// As [`Store::submit`], for async code. The job is queued when this is
@@ -154,27 +136,30 @@ impl Store {
         job: F,
     ) -> impl Future<Output = Result<T, E>> + Send + 'static + use<T, E, F>
     where
-        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&WriteTx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.inner.writer.submit_async(job)
+        match &*self.backend {
+            Backend::Sqlite(db) => db.submit_async(move |tx| job(tx)),
+        }
     }
 
-    /// Runs `read` on a read-only connection, inside one read transaction
-    /// (one consistent snapshot). Blocks while all readers are busy; from
-    /// async code use [`Store::read_async`].
+    /// Runs `read` on one consistent snapshot. Blocks while every reader
+    /// is busy; from async code use [`Store::read_async`].
     pub fn read<T>(
         &self,
-        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        read: impl FnOnce(&ReadTx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.inner.readers.read(read)
+        match &*self.backend {
+            Backend::Sqlite(db) => db.read(|conn| read(conn)),
+        }
     }
 
     /// As [`Store::read`], on tokio's blocking pool.
     pub async fn read_async<T, F>(&self, read: F) -> Result<T, StoreError>
     where
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&ReadTx) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
         let store = self.clone();
@@ -185,70 +170,47 @@ impl Store {
         }
     }
 
-    /// Batches the writer has committed since the store opened (for tests
-    /// of group commit, and metrics).
+    /// Write transactions committed since the store opened: with SQLite's
+    /// group commit, one per batch (for tests of group commit, and
+    /// metrics).
     pub fn commits(&self) -> u64 {
-        self.inner.writer.commits()
+        match &*self.backend {
+            Backend::Sqlite(db) => db.commits(),
+        }
     }
 
-    /// Stops the writer after it has committed and answered everything
+    /// Stops the backend after it has committed and answered everything
     /// queued, and waits for it. With other clones alive, this only drops
     /// this handle; the last one to go does the shutdown.
     pub fn close(self) {
-        if let Ok(mut inner) = Arc::try_unwrap(self.inner) {
-            inner.writer.shutdown();
+        if let Ok(backend) = Arc::try_unwrap(self.backend) {
+            match backend {
+                Backend::Sqlite(db) => db.close(),
+            }
         }
     }
 }
 
-/// Opens `<data_dir>/wcp.db` read-only for offline tools (`wcp audit
-/// verify`): creates nothing, migrates nothing, and refuses a database with
-/// no schema or a newer one.
-pub fn open_read_only(data_dir: &Path) -> Result<Connection, StoreError> {
-    if !data_dir.is_dir() {
-        return Err(StoreError::Missing {
-            what: "data directory",
-            path: data_dir.to_owned(),
-        });
-    }
-    let path = data_dir.join(DB_FILE);
-    if !path.is_file() {
-        return Err(StoreError::Missing {
-            what: "database",
-            path,
-        });
-    }
-    let conn = open_reader(&path).map_err(|source| StoreError::Open {
-        path: path.clone(),
-        source,
-    })?;
-    migrations::check_readable(&conn, &path)?;
-    Ok(conn)
+/// Opens the embedded database of `data_dir` read-only for offline tools
+/// (`wcp audit verify`): creates nothing, migrates nothing, and refuses a
+/// database with no schema or a newer one.
+pub fn open_read_only(data_dir: &Path) -> Result<Box<ReadTx<'static>>, StoreError> {
+    sqlite::open_read_only(data_dir)
 }
 
-fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // WAL: readers never block the writer or each other. Persistent in
-    // the file, so readers and offline tools inherit it.
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(%mode, "SQLite refused WAL mode; reads will block writes");
+/// Runs `work` in a savepoint of `tx`, keeping its writes only if it
+/// succeeds. A panicking `work` is caught and rolled back, so one bad job
+/// cannot take a writer down. Nests: a job can keep its first part when a
+/// later part fails.
+pub fn in_savepoint<T, E: From<StoreError>>(
+    tx: &WriteTx,
+    work: impl FnOnce(&WriteTx) -> Result<T, E>,
+) -> Result<T, E> {
+    tx.open_savepoint()?;
+    let result = catch_unwind(AssertUnwindSafe(|| work(tx)))
+        .unwrap_or_else(|_| Err(E::from(StoreError::JobPanicked)));
+    match tx.close_savepoint(result.is_ok()) {
+        Ok(()) => result,
+        Err(error) => Err(E::from(error)),
     }
-    // FULL: fsync the WAL at every commit, so an answered job is durable
-    // even across a power cut; group commit pays it once per batch.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(())
-}
-
-fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(conn)
 }

@@ -17,8 +17,8 @@ use host::audit::AuditEntry;
 use host::config::ServeConfig;
 use host::reload::{WatcherHandle, spawn_watcher};
 use host::runtime::{PolicyRuntime, RuntimeConfig};
+use host::store::AuditFilter;
 use host::store::Store;
-use host::store::audit::{AuditFilter, list};
 use host::tenants::Authenticator;
 
 /// One runtime per test binary, with a precompiled cache under the target
@@ -136,7 +136,7 @@ impl Live {
         };
         self.app
             .store
-            .read(|conn| list(conn, chain, &filter))
+            .read(|conn| conn.audit_entries(chain, &filter))
             .unwrap()
             .0
     }

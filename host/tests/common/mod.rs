@@ -24,8 +24,8 @@ use host::audit::AuditEntry;
 use host::config::ServeConfig;
 use host::policy_set::PolicySet;
 use host::runtime::{PolicyRuntime, RuntimeConfig};
+use host::store::AuditFilter;
 use host::store::Store;
-use host::store::audit::{AuditFilter, list, verify_chain};
 use host::tenants::Authenticator;
 use wcp_test_artifacts as wasm;
 
@@ -190,7 +190,7 @@ impl App {
             ..AuditFilter::default()
         };
         self.store
-            .read(|conn| list(conn, "community", &filter))
+            .read(|conn| conn.audit_entries("community", &filter))
             .unwrap()
             .0
     }
@@ -198,7 +198,7 @@ impl App {
     pub fn assert_chain_valid(&self) {
         let report = self
             .store
-            .read(|conn| verify_chain(conn, "community"))
+            .read(|conn| conn.verify_chain("community"))
             .unwrap();
         let report = serde_json::to_value(report).unwrap();
         assert_eq!(report["valid"], true, "{report}");

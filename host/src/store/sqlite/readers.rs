@@ -8,7 +8,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 
 use rusqlite::Connection;
 
-use super::error::{SqlContext, StoreError};
+use super::error::SqlContext;
+use crate::store::StoreError;
 
 /// Read-only connections behind a mutex; a reader waits for a free one.
 #[derive(Debug)]

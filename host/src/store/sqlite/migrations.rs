@@ -24,10 +24,11 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-use super::error::{SqlContext, StoreError};
+use super::error::SqlContext;
+use crate::store::StoreError;
 
 /// Schema v1: everything contract v0.1 needs.
-const V1: &str = include_str!("sqlite/migrations/0001_schema.sql");
+const V1: &str = include_str!("migrations/0001_schema.sql");
 
 /// Schema v2: an integer key, `wid`, for workflows, leading every index of
 /// their child tables. The API keeps `workflow_id`; the store turns it into
@@ -48,7 +49,7 @@ const V1: &str = include_str!("sqlite/migrations/0001_schema.sql");
 /// references; renaming the new ones rewrites the `REFERENCES` clauses that
 /// name them. The migration runs `PRAGMA foreign_key_check` before it
 /// commits ([`M::foreign_key_check`]).
-const V2: &str = include_str!("sqlite/migrations/0002_integer_workflow_keys.sql");
+const V2: &str = include_str!("migrations/0002_integer_workflow_keys.sql");
 
 /// Schema v3: a checkpoint is part of its step's row.
 ///
@@ -63,7 +64,7 @@ const V2: &str = include_str!("sqlite/migrations/0002_integer_workflow_keys.sql"
 ///
 /// Ids stay as they were and are never reused: the counter starts from the
 /// table's AUTOINCREMENT counter, not from the highest id left.
-const V3: &str = include_str!("sqlite/migrations/0003_checkpoints_in_steps.sql");
+const V3: &str = include_str!("migrations/0003_checkpoints_in_steps.sql");
 
 /// Every schema version in order; index 0 takes an empty database to v1.
 /// v2 rebuilds tables, so it checks foreign keys before committing.
@@ -97,7 +98,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         .to_latest(conn)
         .map_err(|source| StoreError::Migrate {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -169,9 +170,12 @@ mod tests {
         use serde_json::json;
 
         use crate::audit::{AuditEntry, AuditRecord, GENESIS_HASH};
-        use crate::store::checkpoints::{self, CheckpointOwner};
-        use crate::store::steps::{self, StepRow};
-        use crate::store::{StoreWrite, audit};
+        use crate::store::CheckpointOwner;
+        use crate::store::StepRow;
+        use crate::store::StoreWrite;
+        use crate::store::sqlite::audit;
+        use crate::store::sqlite::checkpoints;
+        use crate::store::sqlite::steps;
         use crate::verdict::Verdict;
 
         /// Entries of the `acme` chain: (workflow, kind).
@@ -311,7 +315,7 @@ mod tests {
             let (entries, total) = audit::list(
                 conn,
                 "acme",
-                &audit::AuditFilter {
+                &crate::store::AuditFilter {
                     workflow_id: Some("wf_a".into()),
                     ..Default::default()
                 },
@@ -361,9 +365,10 @@ mod tests {
     mod v2 {
         use rusqlite::Connection;
 
+        use crate::store::CheckpointOwner;
+        use crate::store::StepRow;
         use crate::store::StoreWrite;
-        use crate::store::checkpoints::{self, CheckpointOwner};
-        use crate::store::steps::StepRow;
+        use crate::store::sqlite::checkpoints;
         use crate::verdict::Verdict;
 
         pub(super) fn seed(conn: &Connection) {
@@ -426,7 +431,7 @@ mod tests {
             step.gate_count = 1;
             tx.save_step(&step).unwrap();
             assert_eq!(tx.upsert_checkpoint(&step, owner).unwrap(), 8);
-            let s2 = crate::store::steps::find_step(&tx, "wf_c", "s2")
+            let s2 = crate::store::sqlite::steps::find_step(&tx, "wf_c", "s2")
                 .unwrap()
                 .unwrap();
             assert_eq!(tx.upsert_checkpoint(&s2, owner).unwrap(), 6);

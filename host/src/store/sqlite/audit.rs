@@ -5,41 +5,11 @@ use rusqlite::{Connection, Row, Transaction, params_from_iter, types::Value as S
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use super::error::{SqlContext, StoreError};
+use super::error::SqlContext;
 use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
 use crate::clock;
-
-/// Which entries of a chain to list; `Default` is the API's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditFilter {
-    /// Only entries about no workflow (the tenant's policy changes) or
-    /// about a workflow of this org: what a caller of the org may see.
-    /// `None` for every entry, as the offline tools read them.
-    pub org: Option<String>,
-    /// Only entries about this workflow.
-    pub workflow_id: Option<String>,
-    /// Only entries of this kind.
-    pub kind: Option<String>,
-    /// Only entries at or after this time.
-    pub since: Option<OffsetDateTime>,
-    /// Page size; the API caps it (1000) before it gets here.
-    pub limit: u32,
-    /// Entries to skip.
-    pub offset: u64,
-}
-
-impl Default for AuditFilter {
-    fn default() -> Self {
-        AuditFilter {
-            org: None,
-            workflow_id: None,
-            kind: None,
-            since: None,
-            limit: 100,
-            offset: 0,
-        }
-    }
-}
+use crate::store::StoreError;
+use crate::store::rows::AuditFilter;
 
 const COLUMNS: &str = "seq, at, tenant, org, actor, kind, workflow_id, step_id, decision, \
                        reason, details, prev_hash, hash";
@@ -272,7 +242,7 @@ mod tests {
 
     use super::*;
     use crate::audit::AuditKind;
-    use crate::store::test_db;
+    use crate::store::sqlite::test_db;
     use crate::verdict::Verdict;
 
     /// With the workflows `record` mentions registered, so their entries

@@ -15,12 +15,10 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params_from_iter};
 use serde_json::Map;
 
-use super::approvals::DueScope;
-use super::audit::AuditFilter;
-use super::checkpoints::CheckpointOwner;
-use super::steps::StepRow;
-use super::{StoreRead, StoreWrite, test_db};
+use super::test_db;
 use crate::audit::AuditRecord;
+use crate::store::rows::{AuditFilter, CheckpointOwner, DueScope, StepRow};
+use crate::store::{StoreRead, StoreWrite};
 use crate::verdict::Verdict;
 
 thread_local! {

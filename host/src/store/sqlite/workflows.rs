@@ -4,68 +4,9 @@
 use rusqlite::{Connection, Row, Transaction, params, params_from_iter, types::Value as SqlValue};
 use serde_json::Value;
 
-use super::error::{SqlContext, StoreError};
-
-/// One row of `workflows`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowRow {
-    /// `wf_<uuidv4>`.
-    pub workflow_id: String,
-    /// Owning tenant.
-    pub tenant: String,
-    /// Owning org.
-    pub org: String,
-    /// Registered name.
-    pub workflow_name: String,
-    /// Orchestrator kind.
-    pub source: String,
-    /// `in_progress`, `completed`, `failed` or `aborted`.
-    pub status: String,
-    /// Bumped by every fresh evaluation.
-    pub current_step_index: u32,
-    /// Set when the workflow ends.
-    pub total_steps: Option<u32>,
-    /// Caller's trace id.
-    pub trace_id: Option<String>,
-    /// Metadata object.
-    pub metadata: Value,
-    /// Why it failed.
-    pub failure_reason: Option<String>,
-    /// Why it was aborted.
-    pub abort_reason: Option<String>,
-    /// Sum of step-complete costs.
-    pub total_cost_usd: f64,
-    /// Sum of step-complete input tokens.
-    pub total_tokens_in: u64,
-    /// Sum of step-complete output tokens.
-    pub total_tokens_out: u64,
-    /// Start (and creation) time.
-    pub started_at: String,
-    /// End time.
-    pub completed_at: Option<String>,
-}
-
-impl WorkflowRow {
-    /// Whether the workflow has ended for good or was aborted.
-    pub fn is_terminal(&self) -> bool {
-        self.status != "in_progress"
-    }
-}
-
-/// Which workflows of a tenant and org to list (contract §2.3).
-#[derive(Debug, Clone, Default)]
-pub struct WorkflowFilter {
-    /// Only this status.
-    pub status: Option<String>,
-    /// Only this source.
-    pub source: Option<String>,
-    /// Only this trace id.
-    pub trace_id: Option<String>,
-    /// Page size (already capped).
-    pub limit: u32,
-    /// Rows to skip.
-    pub offset: u64,
-}
+use super::error::SqlContext;
+use crate::store::StoreError;
+use crate::store::rows::{WorkflowFilter, WorkflowRow};
 
 const COLUMNS: &str = "workflow_id, tenant, org, workflow_name, source, status, \
     current_step_index, total_steps, trace_id, metadata, failure_reason, abort_reason, \

@@ -6,60 +6,11 @@
 //! `checkpoint_type` and `is_resumable` derived from the decision.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{SqlContext, StoreError};
-use super::steps::StepRow;
-
-/// One row of `checkpoints`, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckpointRow {
-    /// Positive id, never reused.
-    pub id: i64,
-    /// Owning workflow.
-    pub workflow_id: String,
-    /// The step.
-    pub step_id: String,
-    /// The step's position.
-    pub step_index: u32,
-    /// The step's type.
-    pub step_type: String,
-    /// The step's name.
-    pub step_name: Option<String>,
-    /// `approval_boundary` for `require_approval`, else `step_gate`.
-    pub checkpoint_type: String,
-    /// The evaluation's decision.
-    pub gate_decision: String,
-    /// Its reason.
-    pub gate_reason: Option<String>,
-    /// Every policy run.
-    pub policies_evaluated: Value,
-    /// The runs that did not allow.
-    pub policies_matched: Value,
-    /// The gate's step input.
-    pub step_input: Value,
-    /// The gate's tool context.
-    pub tool_context: Option<Value>,
-    /// The gate's model.
-    pub model: Option<String>,
-    /// The gate's provider.
-    pub provider: Option<String>,
-    /// Whether a resume may start here (the decision is not `block`).
-    pub is_resumable: bool,
-    /// Resumes so far.
-    pub resume_count: u32,
-    /// Last resume.
-    pub last_resumed_at: Option<String>,
-    /// Workflow tenant.
-    pub tenant_id: String,
-    /// Workflow org.
-    pub org_id: String,
-    /// The evaluating gate's actor.
-    pub client_id: String,
-    /// The evaluation's time.
-    pub created_at: String,
-}
+use super::error::SqlContext;
+use crate::store::StoreError;
+use crate::store::rows::{CheckpointOwner, CheckpointRow, StepRow};
 
 const COLUMNS: &str = "id, workflow_id, step_id, step_index, step_type, step_name, \
     checkpoint_type, gate_decision, gate_reason, policies_evaluated, policies_matched, \
@@ -170,15 +121,6 @@ pub fn last_resumable(
         [workflow_id],
     )?
     .pop())
-}
-
-/// Who wrote a checkpoint, and when.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckpointOwner<'a> {
-    /// The gate's actor.
-    pub actor: &'a str,
-    /// The gate's time.
-    pub at: &'a str,
 }
 
 /// Records the step's checkpoint after a fresh evaluation wrote the step

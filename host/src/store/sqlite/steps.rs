@@ -6,136 +6,12 @@
 use rusqlite::{Connection, Row, Transaction, params};
 use serde_json::Value;
 
-use super::error::{SqlContext, StoreError};
+use super::error::SqlContext;
+use crate::store::StoreError;
+use crate::store::rows::StepRow;
 use crate::verdict::Verdict;
 
-/// One row of `workflow_steps`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepRow {
-    /// Owning workflow.
-    pub workflow_id: String,
-    /// Caller's step id.
-    pub step_id: String,
-    /// Position, from 1.
-    pub step_index: u32,
-    /// Step type of the first gate.
-    pub step_type: String,
-    /// Step name.
-    pub step_name: Option<String>,
-    /// Model.
-    pub model: Option<String>,
-    /// Provider.
-    pub provider: Option<String>,
-    /// Step input object.
-    pub step_input: Value,
-    /// Tool context object.
-    pub tool_context: Option<Value>,
-    /// Key recorded by the first gate that sent one.
-    pub idempotency_key: Option<String>,
-    /// Gate estimate.
-    pub estimated_tokens_in: Option<u64>,
-    /// Gate estimate.
-    pub estimated_tokens_out: Option<u64>,
-    /// Gate estimate.
-    pub estimated_cost_usd: Option<f64>,
-    /// Stored decision.
-    pub decision: Verdict,
-    /// Stored reason.
-    pub decision_reason: Option<String>,
-    /// `policies_evaluated` array.
-    pub policies_evaluated: Value,
-    /// `policies_matched` array.
-    pub policies_matched: Value,
-    /// Decision before the last gate.
-    pub last_decision: Verdict,
-    /// Gate calls.
-    pub gate_count: u32,
-    /// First gate.
-    pub first_attempt_at: String,
-    /// Last gate.
-    pub gate_checked_at: String,
-    /// `pending`, `approved`, `rejected`, `expired`.
-    pub approval_status: Option<String>,
-    /// Current hold's id.
-    pub approval_id: Option<String>,
-    /// Holds so far.
-    pub approval_count: u32,
-    /// Current hold's start.
-    pub approval_requested_at: Option<String>,
-    /// Current hold's expiry.
-    pub expires_at: Option<String>,
-    /// Approver, rejector or `system:auto-expired`.
-    pub approved_by: Option<String>,
-    /// When it was decided.
-    pub approved_at: Option<String>,
-    /// Approver's comment.
-    pub approval_comment: Option<String>,
-    /// Step completes.
-    pub completion_count: u32,
-    /// Last step complete.
-    pub completed_at: Option<String>,
-    /// Last step-complete output.
-    pub output: Option<Value>,
-    /// Last step-complete usage.
-    pub tokens_in: Option<u64>,
-    /// Last step-complete usage.
-    pub tokens_out: Option<u64>,
-    /// Last step-complete cost.
-    pub cost_usd: Option<f64>,
-}
-
 /// Every column of `workflow_steps`, in the order `decode` reads them.
-impl StepRow {
-    /// A step as its first gate creates it at `at`, with `decision` and
-    /// nothing else known yet: the gate fills in its request, runs and
-    /// approval before writing it.
-    pub fn new(
-        workflow_id: &str,
-        step_id: &str,
-        step_index: u32,
-        decision: Verdict,
-        at: &str,
-    ) -> StepRow {
-        StepRow {
-            workflow_id: workflow_id.to_owned(),
-            step_id: step_id.to_owned(),
-            step_index,
-            step_type: String::new(),
-            step_name: None,
-            model: None,
-            provider: None,
-            step_input: Value::Object(serde_json::Map::new()),
-            tool_context: None,
-            idempotency_key: None,
-            estimated_tokens_in: None,
-            estimated_tokens_out: None,
-            estimated_cost_usd: None,
-            decision,
-            decision_reason: None,
-            policies_evaluated: Value::Array(Vec::new()),
-            policies_matched: Value::Array(Vec::new()),
-            last_decision: decision,
-            gate_count: 0,
-            first_attempt_at: at.to_owned(),
-            gate_checked_at: at.to_owned(),
-            approval_status: None,
-            approval_id: None,
-            approval_count: 0,
-            approval_requested_at: None,
-            expires_at: None,
-            approved_by: None,
-            approved_at: None,
-            approval_comment: None,
-            completion_count: 0,
-            completed_at: None,
-            output: None,
-            tokens_in: None,
-            tokens_out: None,
-            cost_usd: None,
-        }
-    }
-}
-
 pub(super) const COLUMNS: &str = "workflow_id, step_id, step_index, step_type, step_name, model, provider, \
     step_input, tool_context, idempotency_key, estimated_tokens_in, estimated_tokens_out, \
     estimated_cost_usd, decision, decision_reason, policies_evaluated, policies_matched, \
@@ -400,9 +276,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::approvals::{self, DueScope};
-    use crate::store::checkpoints::{self, CheckpointOwner};
-    use crate::store::test_db;
+    use crate::store::CheckpointOwner;
+    use crate::store::DueScope;
+    use crate::store::sqlite::approvals;
+    use crate::store::sqlite::checkpoints;
+    use crate::store::sqlite::test_db;
 
     const AT: &str = "2026-03-01T12:00:00.000000Z";
 

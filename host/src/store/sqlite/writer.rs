@@ -8,7 +8,6 @@
 //! fsync instead of N. A job that fails rolls back only its savepoint; if the
 //! COMMIT fails, every job of the batch gets an error.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -17,7 +16,8 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::error::StoreError;
+use super::error::SqlContext;
+use crate::store::{StoreError, in_savepoint};
 
 /// Jobs committed together at most: bounds the latency one batch adds to
 /// the first job in it.
@@ -72,7 +72,7 @@ where
 {
     fn run(self: Box<Self>, tx: &Transaction) -> Box<dyn Held> {
         let Queued { work, reply } = *self;
-        let result = in_savepoint(tx, work);
+        let result = in_savepoint(tx, |_| work(tx));
         Box::new(Done { result, reply })
     }
 
@@ -93,39 +93,29 @@ impl<T: Send, E: From<StoreError> + Send> Held for Done<T, E> {
     }
 }
 
-/// Runs `work` in a savepoint, keeping its writes only if it succeeds. A
-/// panicking job is caught so one bad job cannot take the writer down.
-/// Inside a job it nests: a job can keep its first part when a later part
-/// fails.
-pub(crate) fn in_savepoint<T, E: From<StoreError>>(
-    tx: &Transaction,
-    work: impl FnOnce(&Transaction) -> Result<T, E>,
-) -> Result<T, E> {
-    // Cached statements: parsing these on every job cost a few percent of
-    // the writer's time.
-    let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut stmt| stmt.execute([]));
-    if let Err(source) = run("SAVEPOINT job") {
-        return Err(E::from(StoreError::Sqlite {
-            context: "starting a job's savepoint",
-            source,
-        }));
-    }
-    let result = catch_unwind(AssertUnwindSafe(|| work(tx)))
-        .unwrap_or_else(|_| Err(E::from(StoreError::JobPanicked)));
-    let ended = if result.is_ok() {
-        run("RELEASE job")
+/// Opens the savepoint a job (or a part of one) runs in. Cached
+/// statements: parsing these on every job cost a few percent of the
+/// writer's time.
+pub(super) fn open_savepoint(tx: &Transaction) -> Result<(), StoreError> {
+    run_cached(tx, "SAVEPOINT job").context("starting a job's savepoint")
+}
+
+/// Ends the newest savepoint, keeping or undoing its writes. An error means
+/// the savepoint is gone (the job ended the transaction itself, or SQLite
+/// rolled it back); the batch loop notices and fails the batch.
+pub(super) fn close_savepoint(tx: &Transaction, keep: bool) -> Result<(), StoreError> {
+    let ended = if keep {
+        run_cached(tx, "RELEASE job")
     } else {
-        run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
+        run_cached(tx, "ROLLBACK TO job").and_then(|()| run_cached(tx, "RELEASE job"))
     };
-    match ended {
-        Ok(_) => result,
-        // The savepoint is gone (the job ended the transaction itself, or
-        // SQLite rolled it back); the batch loop notices and fails the batch.
-        Err(source) => Err(E::from(StoreError::Sqlite {
-            context: "ending a job's savepoint",
-            source,
-        })),
-    }
+    ended.context("ending a job's savepoint")
+}
+
+fn run_cached(tx: &Transaction, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
 }
 
 /// The sending side of the writer, owned by the store.
@@ -332,10 +322,7 @@ mod tests {
         move |tx| {
             tx.execute("INSERT INTO t (v) VALUES (?1)", [v])
                 .map(drop)
-                .map_err(|source| StoreError::Sqlite {
-                    context: "test insert",
-                    source,
-                })
+                .context("test insert")
         }
     }
 
@@ -440,10 +427,7 @@ mod tests {
         let orphan = writer.submit_async(|tx| {
             tx.execute("INSERT INTO child (p) VALUES (99)", [])
                 .map(drop)
-                .map_err(|source| StoreError::Sqlite {
-                    context: "orphan",
-                    source,
-                })
+                .context("orphan")
         });
         release.send(()).unwrap();
         let (innocent, orphan) = block_on(async {
@@ -465,13 +449,7 @@ mod tests {
         let (writer, _dir) = writer();
         let (release, blocker) = hold_writer(&writer);
         let before = writer.submit_async(insert(1));
-        let rogue = writer.submit_async(|tx| {
-            tx.execute_batch("ROLLBACK")
-                .map_err(|source| StoreError::Sqlite {
-                    context: "rogue",
-                    source,
-                })
-        });
+        let rogue = writer.submit_async(|tx| tx.execute_batch("ROLLBACK").context("rogue"));
         let after = writer.submit_async(insert(2));
         release.send(()).unwrap();
         let (before, rogue, after) = block_on(async {

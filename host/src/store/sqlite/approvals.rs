@@ -7,24 +7,10 @@
 
 use rusqlite::{Connection, params, params_from_iter, types::Value as SqlValue};
 
-use super::error::{SqlContext, StoreError};
-use super::steps::{COLUMNS, StepRow, decode};
-
-/// Which holds an expiry pass looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DueScope {
-    /// The holds of one workflow (a request touching it).
-    Workflow(String),
-    /// The holds of one tenant's and org's workflows (a list).
-    Tenant {
-        /// The tenant.
-        tenant: String,
-        /// The org within it.
-        org: String,
-    },
-    /// Every hold (the sweeper).
-    All,
-}
+use super::error::SqlContext;
+use super::steps::{COLUMNS, decode};
+use crate::store::StoreError;
+use crate::store::rows::{DueScope, PendingHold};
 
 impl DueScope {
     /// The `FROM … WHERE …` of pending holds due at `now`, with its
@@ -85,15 +71,6 @@ pub fn due_holds(
         .collect()
     })
     .context("listing expired approvals")
-}
-
-/// A pending hold with the name of its workflow.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingHold {
-    /// The held step.
-    pub step: StepRow,
-    /// Its workflow's name.
-    pub workflow_name: String,
 }
 
 /// The holds still pending at `now` of the tenant's and org's
