@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::clock;
 use crate::gate::GateError;
 use crate::gate::flow::{self, FlowError, Refusal, WORKFLOW_NOT_FOUND, approval_pending};
-use crate::store::{ReadTx, Store, WorkflowRow};
+use crate::store::{DueScope, ReadTx, Store, WorkflowRow, WriteTx};
 
 /// How a workflow ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,33 @@ fn load_running(
     Ok(row)
 }
 
+/// Appends the caller's change to its tenant's chain: `kind` about the
+/// workflow and, for a step's change, the step of `at`.
+fn audit(
+    tx: &WriteTx,
+    caller: &Caller,
+    kind: AuditKind,
+    (workflow_id, step_id): (&str, Option<&str>),
+    reason: Option<String>,
+    details: Map<String, Value>,
+    now: String,
+) -> Result<(), FlowError> {
+    let record = AuditRecord {
+        at: now,
+        tenant: caller.tenant.clone(),
+        org: caller.org.clone(),
+        actor: caller.actor.clone(),
+        kind: kind.as_str().into(),
+        workflow_id: Some(workflow_id.to_owned()),
+        step_id: step_id.map(str::to_owned),
+        decision: None,
+        reason,
+        details,
+    };
+    tx.append_audit(&caller.tenant, record)?;
+    Ok(())
+}
+
 /// Ends the caller's workflow `id` as `how`, with `reason` (fail and
 /// abort), and audits it, in one transaction after its due expiries.
 pub async fn end(
@@ -103,20 +130,15 @@ pub async fn end(
             }
             let now = clock::now_rfc3339();
             tx.end_workflow(&id, how.status(), &now, reason.as_deref())?;
-            let record = AuditRecord {
-                at: now,
-                tenant: caller.tenant.clone(),
-                org: caller.org.clone(),
-                actor: caller.actor.clone(),
-                kind: how.audit_kind().as_str().into(),
-                workflow_id: Some(id.clone()),
-                step_id: None,
-                decision: None,
+            audit(
+                tx,
+                &caller,
+                how.audit_kind(),
+                (&id, None),
                 reason,
                 details,
-            };
-            tx.append_audit(&caller.tenant, record)?;
-            Ok(())
+                now,
+            )
         })
         .await
         .map_err(GateError::Expiry)?
@@ -197,20 +219,16 @@ pub async fn complete_step(expiry: &Expiry, call: StepCompletion) -> Result<(), 
                 }
             }
             details.insert("idempotency_key".into(), json!(key.unwrap_or_default()));
-            let record = AuditRecord {
-                at: now,
-                tenant: caller.tenant.clone(),
-                org: caller.org.clone(),
-                actor: caller.actor.clone(),
-                kind: AuditKind::StepCompleted.as_str().into(),
-                workflow_id: Some(workflow_id.clone()),
-                step_id: Some(step_id.clone()),
-                decision: None,
-                reason: None,
+            let at = (workflow_id.as_str(), Some(step_id.as_str()));
+            audit(
+                tx,
+                &caller,
+                AuditKind::StepCompleted,
+                at,
+                None,
                 details,
-            };
-            tx.append_audit(&caller.tenant, record)?;
-            Ok(())
+                now,
+            )
         })
         .await
         .map_err(GateError::Expiry)?
@@ -227,7 +245,7 @@ pub async fn check_resumable(
     id: String,
 ) -> Result<(), GateError> {
     expiry
-        .apply(crate::store::DueScope::Workflow(id.clone()))
+        .apply(DueScope::Workflow(id.clone()))
         .await
         .map_err(GateError::Expiry)?;
     let checked = store
