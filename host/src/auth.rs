@@ -1,8 +1,8 @@
 //! Who is calling (contract §1.2): tenant, org, actor and roles come only
 //! from credentials; `X-Tenant-ID` and friends are never read.
 //!
-//! [`crate::tenants::Authenticator`] is the mode the server runs in:
-//! community mode (here) or tenants mode. Handlers only see the [`Caller`]
+//! The server runs in one of two modes: community mode (here) or tenants
+//! mode (the `tenants` module, built on this one's types). Handlers only see the [`Caller`]
 //! (or [`Authorized`], which also checks roles).
 //!
 //! This module knows no HTTP: it reads the `Authorization` header's text

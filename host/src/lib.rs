@@ -14,6 +14,8 @@
 //! - [`gate`]: running the applicable policies of a gate and combining their
 //!   verdicts, and the other writes under a workflow's gate lock ([`gate::Gates`]:
 //!   a gate, a hold's decision, a checkpoint resume, a policy's dry run).
+//! - [`refusal`]: why the domain refuses a valid request (missing, or a state
+//!   that forbids the change), shared by approvals, gates and workflow ends.
 //! - [`workflow`]: ending a workflow (complete, fail, abort) and the
 //!   workflow resume check.
 //! - [`policy_set`]: the policy directory as an immutable, ordered snapshot.
@@ -43,6 +45,12 @@
 //! - [`telemetry`]: the server's Prometheus series.
 //! - [`clock`]: the API's timestamp format.
 //! - [`cli`]: the `wcp` command line.
+//!
+//! Arrows point one way: [`cli`] → [`server`] → [`api`] → the domain
+//! ([`workflow`] → [`gate`] → [`approval`] → [`refusal`]; [`reload`] and
+//! [`tenants`] each → [`auth`]) → [`store`], [`runtime`] and the plain
+//! value modules. No two top-level modules import each other, directly or
+//! through others, and only `api` and `server` name axum.
 
 pub mod api;
 pub mod approval;
@@ -58,6 +66,7 @@ pub mod gate;
 pub mod input;
 pub mod manifest;
 pub mod policy_set;
+pub mod refusal;
 pub mod reload;
 pub mod runtime;
 pub mod server;

@@ -11,7 +11,6 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::gate::PolicyRun;
 use crate::policy_set::{PolicySet, Status};
 
 static METADATA: Metadata<'static> =
@@ -26,6 +25,19 @@ const DURATION_BUCKETS: &[f64] = &[
 
 /// Approval holds moved to `expired`, by the sweeper or on touch.
 const APPROVALS_EXPIRED: &str = "wcp_approvals_expired_total";
+
+/// What the series need from one policy run, in plain values.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyRunSample<'a> {
+    /// The policy's id.
+    pub policy_id: &'a str,
+    /// Its fault kind, when it faulted.
+    pub fault: Option<&'a str>,
+    /// Log bytes dropped past its budget.
+    pub dropped_log_bytes: u64,
+    /// How long it ran; `None` when it never ran (not loaded).
+    pub took: Option<Duration>,
+}
 
 /// This server's recorder and its renderer.
 #[derive(Clone)]
@@ -146,13 +158,15 @@ impl Metrics {
             .increment(count);
     }
 
-    /// Records one policy run: its duration, and its error kind if any.
-    pub fn policy_run(&self, run: &PolicyRun) {
-        let policy = ("policy", run.policy_id.clone());
-        if let Some(error) = &run.error {
+    /// Records one policy run: its error kind if it faulted, the log bytes
+    /// it lost past its budget, and how long it ran when it was loaded
+    /// (`None`: it never ran, so there is no duration to record).
+    pub fn policy_run(&self, run: PolicyRunSample<'_>) {
+        let policy = ("policy", run.policy_id.to_owned());
+        if let Some(kind) = run.fault {
             let key = Self::key(
                 "wcp_policy_errors_total",
-                &[policy.clone(), ("kind", error.kind.as_str().to_owned())],
+                &[policy.clone(), ("kind", kind.to_owned())],
             );
             self.recorder.register_counter(&key, &METADATA).increment(1);
         }
@@ -165,12 +179,11 @@ impl Metrics {
                 .register_counter(&key, &METADATA)
                 .increment(run.dropped_log_bytes);
         }
-        if run.policy_version.is_some() {
+        if let Some(took) = run.took {
             let key = Self::key("wcp_policy_evaluation_duration_seconds", &[policy]);
-            let seconds = Duration::from_micros(run.duration_us).as_secs_f64();
             self.recorder
                 .register_histogram(&key, &METADATA)
-                .record(seconds);
+                .record(took.as_secs_f64());
         }
     }
 
@@ -240,26 +253,16 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::{Action, RunError, RunErrorKind};
 
     #[test]
     fn a_policy_run_records_its_duration_and_its_fault_kind() {
         let metrics = Metrics::new();
-        let run = PolicyRun {
-            policy_id: "global/panic".into(),
-            policy_name: "panic".into(),
-            action: Action::Error,
-            reason: None,
-            duration_us: 1500,
-            policy_version: Some("0123456789ab".into()),
-            error: Some(RunError {
-                kind: RunErrorKind::Trap,
-                message: "policy panicked: boom".into(),
-            }),
-            effective: None,
+        metrics.policy_run(PolicyRunSample {
+            policy_id: "global/panic",
+            fault: Some("trap"),
             dropped_log_bytes: 0,
-        };
-        metrics.policy_run(&run);
+            took: Some(Duration::from_micros(1500)),
+        });
         let text = metrics.render();
         assert!(
             text.contains(r#"wcp_policy_errors_total{policy="global/panic",kind="trap"} 1"#),

@@ -12,7 +12,8 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::Caller;
 use crate::clock;
 use crate::gate::GateError;
-use crate::gate::flow::{self, FlowError, Refusal, WORKFLOW_NOT_FOUND, approval_pending};
+use crate::gate::flow;
+use crate::refusal::{FlowError, Refusal, WORKFLOW_NOT_FOUND, approval_pending};
 use crate::store::{DueScope, ReadTx, Store, WorkflowRow, WriteTx};
 
 /// How a workflow ends.

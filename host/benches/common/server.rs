@@ -107,13 +107,15 @@ impl Drop for Server {
     }
 }
 
-/// `wcp serve` (the release binary cargo built beside the bench) on a free
+/// The `wcp` release binary cargo built beside the bench.
+pub const BUILT_WCP: &str = env!("CARGO_BIN_EXE_wcp");
+
+/// `wcp serve` of the binary `wcp` (usually [`BUILT_WCP`]) on a free
 /// loopback port with `data_dir`, logging JSON at info level to a piped
-/// stderr,
-/// unaffected by the caller's `WCP_POLICY_DIR` and `WCP_CONFIG`. Without a
-/// `--policy-dir` it seeds and serves the example policies.
-pub fn wcp_serve(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wcp"));
+/// stderr, unaffected by the caller's `WCP_POLICY_DIR` and `WCP_CONFIG`.
+/// Without a `--policy-dir` it seeds and serves the example policies.
+pub fn wcp_serve(wcp: &Path, data_dir: &Path) -> Command {
+    let mut command = Command::new(wcp);
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--data-dir")

@@ -60,6 +60,11 @@ struct Options {
     /// every write: compare a disk with a tmpfs such as /dev/shm to see it.
     #[arg(long, env = "WCP_BENCH_DATA_IN", value_name = "DIR")]
     data_in: Option<PathBuf>,
+    /// The `wcp` binary to serve [default: the release binary cargo built
+    /// beside this bench]. Naming another build (say, an earlier commit's)
+    /// compares two builds under the same load generator.
+    #[arg(long, env = "WCP_BENCH_WCP", value_name = "PATH")]
+    wcp: Option<PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -94,9 +99,14 @@ async fn run(options: Options) -> ExitCode {
         duration.as_secs()
     );
 
-    let wcp = process::wcp(options.data_in.as_deref()).await;
+    let binary = options
+        .wcp
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(server::BUILT_WCP));
+    let wcp = process::wcp(&binary, options.data_in.as_deref()).await;
     eprintln!(
-        "wcp serve (pid {}) ready on {} with the example policies, data in {}",
+        "{} serve (pid {}) ready on {} with the example policies, data in {}",
+        binary.display(),
         wcp.pid(),
         wcp.address,
         wcp.data_dir().display()

@@ -1,5 +1,6 @@
 //! The servers under load, each a child process: `wcp serve` (the release
-//! binary cargo built beside this bench) on a temporary data directory, and
+//! binary cargo built beside this bench, or the one `--wcp` names) on a
+//! temporary data directory, and
 //! the bare handler and the stateless decision server (this bench
 //! re-executed).
 
@@ -10,16 +11,17 @@ use std::time::Duration;
 use crate::server::{Server, WCP_LISTENING, wcp_serve};
 use crate::{bare, stateless};
 
-/// Starts `wcp serve` on a free port with a fresh data directory (made in
-/// `data_in`, else the system's temporary directory) and no `--policy-dir`,
-/// so it seeds and serves the example policies, and waits until it is ready.
-pub async fn wcp(data_in: Option<&Path>) -> Server {
+/// Starts `wcp serve` of the binary `wcp` on a free port with a fresh data
+/// directory (made in `data_in`, else the system's temporary directory) and
+/// no `--policy-dir`, so it seeds and serves the example policies, and
+/// waits until it is ready.
+pub async fn wcp(wcp: &Path, data_in: Option<&Path>) -> Server {
     let data = match data_in {
         Some(parent) => tempfile::tempdir_in(parent),
         None => tempfile::tempdir(),
     }
     .expect("cannot make a temporary data directory");
-    let command = wcp_serve(data.path());
+    let command = wcp_serve(wcp, data.path());
     let server = Server::spawn(command, WCP_LISTENING, Some(data), None);
     server.wait_ready(Duration::from_millis(50)).await;
     server

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::Connection;
-use crate::server::{LogLine, Server, WCP_LISTENING, wcp_serve};
+use crate::server::{BUILT_WCP, LogLine, Server, WCP_LISTENING, wcp_serve};
 
 /// How often `/ready` is polled while a server starts.
 const READY_POLL: Duration = Duration::from_millis(5);
@@ -43,7 +43,7 @@ pub async fn start(
     data: Option<tempfile::TempDir>,
     tap: Option<UnboundedSender<LogLine>>,
 ) -> Started {
-    let mut command = wcp_serve(data_dir);
+    let mut command = wcp_serve(Path::new(BUILT_WCP), data_dir);
     command.arg("--policy-dir").arg(policy_dir);
     let spawned = Instant::now();
     let server = Server::spawn(command, WCP_LISTENING, data, tap);

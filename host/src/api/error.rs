@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::gate::GateError;
-use crate::gate::flow::{FlowError, Refusal};
 use crate::input::InputError;
+use crate::refusal::{FlowError, Refusal};
 
 /// Seconds a client should wait before retrying a request refused while
 /// the server starts.

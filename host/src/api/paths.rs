@@ -5,7 +5,7 @@
 use super::ApiError;
 use crate::fields::{self, LONG_TEXT};
 
-pub use crate::gate::flow::WORKFLOW_NOT_FOUND;
+pub use crate::refusal::WORKFLOW_NOT_FOUND;
 
 /// `step_id`: 1 to [`LONG_TEXT`] characters (contract §1.3, which counts
 /// bytes; characters are what the OpenAPI document can state).

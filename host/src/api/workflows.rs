@@ -21,8 +21,9 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::auth::{Authorized, WorkflowRead, WorkflowWrite};
 use crate::clock;
 use crate::fields::{self, LONG_TEXT, SHORT_TEXT};
-use crate::gate::flow::{FlowError, check_capacity};
+use crate::gate::flow::check_capacity;
 use crate::input::InputError;
+use crate::refusal::FlowError;
 use crate::store::{StepRow, WorkflowFilter, WorkflowRow};
 
 /// Default and largest page of the list (contract §2.3).

@@ -14,7 +14,7 @@ use serde_json::{Map, json};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
-use crate::gate::flow::{FlowError, Refusal};
+use crate::refusal::{FlowError, Refusal};
 use crate::store::{DueScope, StepRow, StoreError, WorkflowRow, WriteTx};
 use crate::verdict::Verdict;
 

@@ -1,5 +1,5 @@
 //! The gate algorithm's rules (contract §1.3, §2.4, §4.1) as plain
-//! functions: identifiers, refusals, the idempotency and input checks, how a
+//! functions: identifiers, the idempotency and input checks, how a
 //! stored step is answered on a cached re-gate, and the `retry_context`.
 //! No SQL and no HTTP: `gate::record` applies these inside a transaction.
 
@@ -8,76 +8,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{StepRow, StoreError, WorkflowRow};
+use crate::refusal::Refusal;
+use crate::store::{StepRow, WorkflowRow};
 use crate::verdict::Verdict;
 
 /// Namespace of approval ids (contract §1.3).
 const APPROVAL_NAMESPACE: Uuid = Uuid::from_u128(0xa1b2c3d4_e5f6_7890_abcd_ef1234567890);
-
-/// The 404 of a missing or foreign workflow.
-pub const WORKFLOW_NOT_FOUND: &str = "Workflow not found";
-
-/// Why a request is refused once its input is valid: the workflow or step
-/// is missing, or its state forbids the change (409). Nothing is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// 404 with this message.
-    NotFound(&'static str),
-    /// 409 with this code and message.
-    Conflict {
-        /// `WORKFLOW_TERMINAL`, `APPROVAL_PENDING`, …
-        code: &'static str,
-        /// The contract's message.
-        message: String,
-    },
-    /// 409 `IDEMPOTENCY_KEY_MISMATCH` (nested envelope, contract §1.5).
-    KeyMismatch {
-        /// The workflow.
-        workflow_id: String,
-        /// The step.
-        step_id: String,
-        /// Recorded key, `""` when none.
-        expected: String,
-        /// Sent key, `""` when none.
-        received: String,
-    },
-    /// 400 `BAD_REQUEST`: a value the request may send, but not here (a
-    /// usage that would take a workflow's total past what is stored).
-    Invalid(String),
-    /// 429 `CONCURRENT_EXECUTION_LIMIT`: the tenant already has `limit`
-    /// workflows in progress (contract §2.1).
-    ConcurrencyLimit {
-        /// The tenant's limit.
-        limit: u64,
-    },
-}
-
-impl Refusal {
-    /// A 409 with `code` and `message`.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Refusal::Conflict {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// What can stop a workflow write: a refusal, or the store failing.
-#[derive(Debug, thiserror::Error)]
-pub enum FlowError {
-    /// The request is refused; nothing changed.
-    #[error("refused: {0:?}")]
-    Refused(Refusal),
-    /// The store failed; nothing changed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<Refusal> for FlowError {
-    fn from(refusal: Refusal) -> Self {
-        FlowError::Refused(refusal)
-    }
-}
 
 /// Refuses one more running workflow when the tenant has `running` of at
 /// most `limit` (none: unlimited).
@@ -205,14 +141,6 @@ pub fn check_no_hold(step: &StepRow) -> Result<(), Refusal> {
         )),
         _ => Ok(()),
     }
-}
-
-/// The 409 for another step waiting for approval.
-pub fn approval_pending(step_id: &str) -> Refusal {
-    Refusal::conflict(
-        "APPROVAL_PENDING",
-        format!("workflow has pending approval for step {step_id}"),
-    )
 }
 
 /// The decision and reason a cached re-gate answers (§4.1 step 6b): the

@@ -7,12 +7,11 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::Combined;
-use super::flow::{
-    self, FlowError, Refusal, approval_pending, check_key, check_no_hold, check_same_input,
-};
+use super::flow::{self, check_key, check_no_hold, check_same_input};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::input::{PolicyInput, RetryPolicy, StepInput, ValidGate, WorkflowInput};
+use crate::refusal::{FlowError, Refusal, approval_pending};
 use crate::store::{CheckpointOwner, ReadTx, StepRow, StoreError, WorkflowRow, WriteTx};
 use crate::verdict::Verdict;
 

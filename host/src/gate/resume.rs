@@ -9,11 +9,12 @@ use std::time::Duration;
 use serde_json::{Map, json};
 
 use super::Combined;
-use super::flow::{FlowError, Refusal, check_capacity, check_no_hold};
+use super::flow::{check_capacity, check_no_hold};
 use super::record::{self, GateCall, GateView, Recorded, Via};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::input::{RetryPolicy, ToolContext, ValidGate};
+use crate::refusal::{FlowError, Refusal};
 use crate::store::{CheckpointRow, ReadTx, StepRow, StoreError, WriteTx};
 
 /// Which checkpoint to resume from.

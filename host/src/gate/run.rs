@@ -10,9 +10,8 @@
 //! the state again before writing.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::flow::FlowError;
 use super::record::{self, GateCall, Recorded};
 use super::{Combined, EvaluationPool, PolicyRun, PoolError, WorkflowLocks, combine};
 use super::{evaluate_policies, run_policy};
@@ -20,10 +19,11 @@ use crate::approval::Expiry;
 use crate::clock;
 use crate::input::PolicyInput;
 use crate::policy_set::PolicyEntry;
+use crate::refusal::FlowError;
 use crate::reload::PolicyHost;
 use crate::runtime::PolicyRequest;
 use crate::store::{DueScope, Store, StoreError};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, PolicyRunSample};
 
 /// Why a gate has no answer.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +158,15 @@ impl Gates {
     /// Counts each policy run and combines the runs into a decision.
     pub fn combine(&self, runs: Vec<PolicyRun>) -> Combined {
         for run in &runs {
-            self.metrics.policy_run(run);
+            self.metrics.policy_run(PolicyRunSample {
+                policy_id: &run.policy_id,
+                fault: run.error.as_ref().map(|error| error.kind.as_str()),
+                dropped_log_bytes: run.dropped_log_bytes,
+                took: run
+                    .policy_version
+                    .is_some()
+                    .then(|| Duration::from_micros(run.duration_us)),
+            });
         }
         combine(runs)
     }

@@ -13,9 +13,9 @@
 //! elsewhere; guessing from many addresses stays bounded by the argon2
 //! checks, one per core at a time.
 //!
-//! The file is re-read when it changes (see
-//! [`crate::reload::spawn_file_reloader`]); a file that does not parse keeps
-//! the clients already loaded, with an error in the log.
+//! The server re-reads the file when it changes, through
+//! [`TenantsAuth::reload`]; a file that does not parse keeps the clients
+//! already loaded, with an error in the log.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
