@@ -14,7 +14,7 @@ use crate::clock;
 use crate::gate::GateError;
 use crate::gate::flow;
 use crate::refusal::{FlowError, Refusal, WORKFLOW_NOT_FOUND, approval_pending};
-use crate::store::{DueScope, ReadTx, Store, WorkflowRow, WriteTx};
+use crate::store::{ReadTx, WorkflowRow, WriteTx};
 
 /// How a workflow ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,18 +239,10 @@ pub async fn complete_step(expiry: &Expiry, call: StepCompletion) -> Result<(), 
 /// Checks that nothing holds the caller's workflow `id` (contract §2.9):
 /// it runs, no step awaits approval, and none was rejected or expired.
 /// Changes nothing beyond the workflow's due expiries.
-pub async fn check_resumable(
-    store: &Store,
-    expiry: &Expiry,
-    caller: Caller,
-    id: String,
-) -> Result<(), GateError> {
-    expiry
-        .apply(DueScope::Workflow(id.clone()))
-        .await
-        .map_err(GateError::Expiry)?;
-    let checked = store
-        .read_async(move |conn| {
+pub async fn check_resumable(expiry: &Expiry, caller: Caller, id: String) -> Result<(), GateError> {
+    let scope = id.clone();
+    let checked = expiry
+        .read_after(&scope, move |conn| {
             Ok((|| -> Result<(), FlowError> {
                 load_running(
                     conn,
@@ -272,6 +264,7 @@ pub async fn check_resumable(
             })())
         })
         .await
+        .map_err(GateError::Expiry)?
         .map_err(|error| GateError::Flow(error.into()))?;
     checked.map_err(GateError::Flow)
 }

@@ -35,6 +35,7 @@ fn append_entries(store: &Store, tenant: &str, count: usize) {
     for n in 0..count {
         let tenant = tenant.to_owned();
         db(store)
+            .writer()
             .submit(move |tx| audit::append(tx, &tenant, record(&tenant, n)))
             .unwrap();
     }
@@ -119,7 +120,9 @@ fn jobs_from_many_threads_all_commit_and_survive_reopening() {
     runtime.block_on(async {
         let jobs: Vec<_> = (0..50)
             .map(|n| {
-                db(&store).submit_async(move |tx| audit::append(tx, "acme", record("acme", n)))
+                db(&store)
+                    .writer()
+                    .submit_async(move |tx| audit::append(tx, "acme", record("acme", n)))
             })
             .collect();
         for job in jobs {
@@ -149,6 +152,7 @@ fn a_read_after_an_answered_write_sees_it() {
     let store = Store::open(dir.path()).unwrap();
     for n in 0..20 {
         db(&store)
+            .writer()
             .submit(move |tx| insert_workflow(tx, &format!("wf_{n}")))
             .unwrap();
         let count: i64 = db(&store)
@@ -165,7 +169,10 @@ fn a_read_after_an_answered_write_sees_it() {
 fn reopening_keeps_data_and_does_not_migrate_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    db(&store).submit(|tx| insert_workflow(tx, "wf_1")).unwrap();
+    db(&store)
+        .writer()
+        .submit(|tx| insert_workflow(tx, "wf_1"))
+        .unwrap();
     store.close();
     // A re-run of v1 would fail on CREATE TABLE of existing tables.
     let store = Store::open(dir.path()).unwrap();
@@ -246,12 +253,13 @@ fn the_schema_enforces_its_invariants() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         db(&store)
+            .writer()
             .submit(|tx| {
                 insert_workflow(tx, "wf_1")?;
                 insert_step(tx, "wf_1", "s1", 1, true)
             })
             .unwrap();
-        let error = db(&store).submit(write).unwrap_err();
+        let error = db(&store).writer().submit(write).unwrap_err();
         assert!(error.to_string().contains(expected), "{name}: {error}");
     }
 }
@@ -260,7 +268,7 @@ fn the_schema_enforces_its_invariants() {
 fn checkpoint_type_and_resumability_follow_the_decision() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let rows: Vec<(String, String, bool)> = db(&store)
+    let rows: Vec<(String, String, bool)> = db(&store).writer()
         .submit(|tx| {
             insert_workflow(tx, "wf_1")?;
             for (index, decision) in [(1, "allow"), (2, "require_approval"), (3, "block")] {
@@ -303,7 +311,11 @@ fn dropping_the_last_clone_drains_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let jobs: Vec<_> = (0..30)
-        .map(|n| db(&store).submit_async(move |tx| audit::append(tx, "acme", record("acme", n))))
+        .map(|n| {
+            db(&store)
+                .writer()
+                .submit_async(move |tx| audit::append(tx, "acme", record("acme", n)))
+        })
         .collect();
     drop(jobs); // Nobody waits for the answers ...
     drop(store); // ... and the store goes away at once.
@@ -330,6 +342,7 @@ fn kill_9_child_helper() {
     let store = Store::open(Path::new(&dir)).unwrap();
     for n in 1..=100_000 {
         db(&store)
+            .writer()
             .submit(move |tx| audit::append(tx, "acme", record("acme", n)))
             .unwrap();
         println!("acked {n}");

@@ -150,7 +150,7 @@ pub async fn resume_workflow(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    workflow::check_resumable(&state.store, state.gates.expiry(), caller, id.clone())
+    workflow::check_resumable(state.gates.expiry(), caller, id.clone())
         .await
         .map_err(|error| ApiError::from_gate("Failed to resume workflow", error))?;
     Ok(Json(json!({

@@ -14,7 +14,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::{ExpiredHold, expire_due};
 use crate::clock;
-use crate::store::{DueScope, Store, StoreError, WriteTx, in_savepoint};
+use crate::store::{DueScope, ReadTx, Store, StoreError, WriteTx, in_savepoint};
 use crate::telemetry::Metrics;
 
 /// Applies due approval expiries, counting and logging each.
@@ -72,6 +72,24 @@ impl Expiry {
             .await?;
         self.note(&expired);
         Ok(result)
+    }
+
+    /// Runs `read` on a snapshot taken right after applying the due
+    /// expiries of `workflow_id`, so it never sees an overdue `pending`.
+    /// The outer error is the expiry failing, in which case `read` never
+    /// ran; the inner one is the read's own.
+    pub async fn read_after<T, F>(
+        &self,
+        workflow_id: &str,
+        read: F,
+    ) -> Result<Result<T, StoreError>, StoreError>
+    where
+        F: FnOnce(&ReadTx) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.apply(DueScope::Workflow(workflow_id.to_owned()))
+            .await?;
+        Ok(self.store.read_async(read).await)
     }
 
     /// Expires due approvals every `every` until `stop` resolves. A failed

@@ -125,7 +125,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         match &*self.backend {
-            Backend::Sqlite(db) => db.submit(move |tx| job(tx)),
+            Backend::Sqlite(db) => db.writer().submit(move |tx| job(tx)),
         }
     }
 
@@ -141,7 +141,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         match &*self.backend {
-            Backend::Sqlite(db) => db.submit_async(move |tx| job(tx)),
+            Backend::Sqlite(db) => db.writer().submit_async(move |tx| job(tx)),
         }
     }
 
@@ -175,7 +175,7 @@ impl Store {
     /// metrics).
     pub fn commits(&self) -> u64 {
         match &*self.backend {
-            Backend::Sqlite(db) => db.commits(),
+            Backend::Sqlite(db) => db.writer().commits(),
         }
     }
 

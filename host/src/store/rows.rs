@@ -296,6 +296,23 @@ pub struct AuditFilter {
     pub offset: u64,
 }
 
+impl AuditFilter {
+    /// `since` in the stored format, rounded *up* to the microsecond:
+    /// stored times have six digits, and truncating would admit entries
+    /// just before it. Stored times are fixed-width text, so text order is
+    /// time order.
+    pub fn since_stored(&self) -> Option<String> {
+        let since = self.since?;
+        let below_micro = since.nanosecond() % 1_000;
+        let since = if below_micro == 0 {
+            since
+        } else {
+            since + time::Duration::nanoseconds(i64::from(1_000 - below_micro))
+        };
+        Some(crate::clock::rfc3339(since))
+    }
+}
+
 impl Default for AuditFilter {
     fn default() -> Self {
         AuditFilter {

@@ -3,11 +3,9 @@
 
 use rusqlite::{Connection, Row, Transaction, params_from_iter, types::Value as SqlValue};
 use serde_json::{Map, Value};
-use time::{Duration, OffsetDateTime};
 
 use super::error::SqlContext;
 use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
-use crate::clock;
 use crate::store::StoreError;
 use crate::store::rows::AuditFilter;
 
@@ -113,10 +111,9 @@ pub fn list(
         conditions.push_str(" AND kind = ?");
         args.push(SqlValue::Text(kind.clone()));
     }
-    if let Some(since) = filter.since {
-        // Stored times are fixed-width text, so text order is time order.
+    if let Some(since) = filter.since_stored() {
         conditions.push_str(" AND at >= ?");
-        args.push(SqlValue::Text(since_text(since)));
+        args.push(SqlValue::Text(since));
     }
     let total: i64 = conn
         .prepare_cached(&format!(
@@ -218,18 +215,6 @@ fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
         what,
         detail: detail.to_string(),
     }
-}
-
-/// `since` in the stored format, rounded *up* to the microsecond: stored
-/// times have six digits, and truncating would admit entries just before it.
-fn since_text(since: OffsetDateTime) -> String {
-    let below_micro = since.nanosecond() % 1_000;
-    let since = if below_micro == 0 {
-        since
-    } else {
-        since + Duration::nanoseconds(i64::from(1_000 - below_micro))
-    };
-    clock::rfc3339(since)
 }
 
 #[cfg(test)]

@@ -41,12 +41,12 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction};
+use rusqlite::{Connection, OpenFlags};
 
 pub use error::SqlContext;
 pub use migrations::SCHEMA_VERSION;
 use readers::ReadPool;
-use writer::Writer;
+pub use writer::Writer;
 
 use super::{ReadTx, StoreError};
 
@@ -109,32 +109,13 @@ impl Sqlite {
         &self.path
     }
 
-    /// Runs `job` on the writer, in its own savepoint of the batch's
-    /// transaction, and waits until it is committed. Blocks. The job sees
-    /// rusqlite's transaction: the domain goes through
+    /// The one writer, which runs each job in its own savepoint of a
+    /// batch's transaction and answers after the batch commits. The job
+    /// sees rusqlite's transaction: the domain goes through
     /// [`Store::submit`](super::Store::submit); this is for SQLite's own
     /// tests and tools.
-    pub fn submit<T, E, F>(&self, job: F) -> Result<T, E>
-    where
-        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        self.writer.submit(job)
-    }
-
-    /// As [`Sqlite::submit`], for async code. The job is queued when this
-    /// is called, not when the future is first polled.
-    pub fn submit_async<T, E, F>(
-        &self,
-        job: F,
-    ) -> impl Future<Output = Result<T, E>> + Send + 'static + use<T, E, F>
-    where
-        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        self.writer.submit_async(job)
+    pub fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     /// Runs `read` on a read-only connection, inside one read transaction
@@ -144,12 +125,6 @@ impl Sqlite {
         read: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.readers.read(read)
-    }
-
-    /// Batches the writer has committed since the store opened (for tests
-    /// of group commit, and metrics).
-    pub fn commits(&self) -> u64 {
-        self.writer.commits()
     }
 
     /// Stops the writer after it has committed and answered everything

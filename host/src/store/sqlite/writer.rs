@@ -120,7 +120,7 @@ fn run_cached(tx: &Transaction, sql: &str) -> rusqlite::Result<()> {
 
 /// The sending side of the writer, owned by the store.
 #[derive(Debug)]
-pub(crate) struct Writer {
+pub struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
@@ -151,7 +151,7 @@ impl Writer {
     }
 
     /// Queues `work` and waits for its commit. Blocks the calling thread.
-    pub(crate) fn submit<F, T, E>(&self, work: F) -> Result<T, E>
+    pub fn submit<F, T, E>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -171,7 +171,7 @@ impl Writer {
     }
 
     /// Queues `work` now and returns a future of its committed result.
-    pub(crate) fn submit_async<F, T, E>(
+    pub fn submit_async<F, T, E>(
         &self,
         work: F,
     ) -> impl Future<Output = Result<T, E>> + Send + 'static + use<T, E, F>
@@ -196,7 +196,7 @@ impl Writer {
     }
 
     /// Batches committed so far.
-    pub(crate) fn commits(&self) -> u64 {
+    pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }
 
