@@ -30,7 +30,9 @@
 //! - [`store`]: durable state behind the [`store::StoreRead`] and
 //!   [`store::StoreWrite`] traits, which name no database; the SQLite
 //!   backend under [`store::sqlite`] (schema and migrations, the one
-//!   group-committing writer, read-only readers, all of the crate's SQL).
+//!   group-committing writer, read-only readers) and the PostgreSQL one
+//!   under [`store::postgres`] (pool, migrations, the locks of several
+//!   replicas): all of the crate's SQL.
 //! - [`audit`]: audit entries, their hash chain and its verification (no SQL).
 //! - [`config`]: `wcp serve` settings from flags, `WCP_*` environment and a TOML file.
 //! - [`server`]: startup (runtime, store, first policy load) and graceful shutdown; [`run`].

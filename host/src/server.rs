@@ -63,9 +63,13 @@ pub async fn run(
     // `/api/v1/` workflow route needs it, and a database that cannot be
     // opened must stop the server, not answer 500s.
     let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
-        .await
-        .map_err(|error| std::io::Error::other(error.to_string()))??;
+    let database_url = config.database_url.clone();
+    let store = tokio::task::spawn_blocking(move || match database_url {
+        Some(url) => Store::open_postgres(url.expose()),
+        None => Store::open(&data_dir),
+    })
+    .await
+    .map_err(|error| std::io::Error::other(error.to_string()))??;
     let tenants_reloader = match &auth {
         Authenticator::Tenants(tenants) => {
             let tenants = Arc::clone(tenants);

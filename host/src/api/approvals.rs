@@ -209,7 +209,7 @@ pub async fn list_pending_approvals(
             conn.list_pending(&caller.tenant, &caller.org, &now, limit)
         })
         .await
-        .map_err(|error| ApiError::internal("Failed to list pending approvals", error))?;
+        .map_err(|error| ApiError::from_store("Failed to list pending approvals", error))?;
     let entries: Vec<Value> = holds.iter().map(pending_entry).collect();
     Ok(Json(json!({"pending_approvals": entries, "count": count})))
 }

@@ -111,7 +111,7 @@ pub async fn list_audit(
         .store
         .read_async(move |conn| conn.audit_entries(&chain, &filter))
         .await
-        .map_err(|error| ApiError::internal("Failed to list audit entries", error))?;
+        .map_err(|error| ApiError::from_store("Failed to list audit entries", error))?;
     Ok(Json(AuditPage {
         has_more: page.has_more(entries.len(), total),
         entries,
@@ -138,7 +138,7 @@ pub async fn verify_audit(
         .store
         .read_async(move |conn| conn.verify_chain(&chain))
         .await
-        .map_err(|error| ApiError::internal("Failed to verify the audit chain", error))?;
+        .map_err(|error| ApiError::from_store("Failed to verify the audit chain", error))?;
     Ok(Json(report))
 }
 

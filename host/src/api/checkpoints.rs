@@ -73,7 +73,7 @@ pub async fn get_checkpoints(
             conn.list_checkpoints(&id).map(Some)
         })
         .await
-        .map_err(|error| ApiError::internal("Failed to list checkpoints", error))?
+        .map_err(|error| ApiError::from_store("Failed to list checkpoints", error))?
         .ok_or(ApiError::NotFound(WORKFLOW_NOT_FOUND))?;
     Ok(Json(CheckpointList {
         workflow_id,

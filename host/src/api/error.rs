@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::gate::GateError;
 use crate::input::InputError;
 use crate::refusal::{FlowError, Refusal};
+use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying a request refused while
 /// the server starts.
@@ -103,6 +104,13 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u32,
     },
+    /// 503 `DATABASE_UNAVAILABLE`, with `Retry-After`: the database cannot
+    /// be reached; nothing was changed. `detail` is only logged.
+    #[error("The database is unavailable; retry shortly")]
+    Unavailable {
+        /// Why, for the log only.
+        detail: String,
+    },
     /// 503 `NOT_READY` until the first policy load is done.
     #[error("Server is starting")]
     NotReady,
@@ -126,6 +134,17 @@ impl From<GateError> for ApiError {
 }
 
 impl ApiError {
+    /// A failed store call: 503 when the database cannot be reached, else
+    /// a server fault of `operation`.
+    pub fn from_store(operation: &'static str, error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => ApiError::Unavailable {
+                detail: error.to_string(),
+            },
+            error => ApiError::internal(operation, error),
+        }
+    }
+
     /// A server fault: logged with `detail`, answered with `operation`.
     pub fn internal(operation: &'static str, detail: impl std::fmt::Display) -> Self {
         ApiError::Internal {
@@ -150,7 +169,7 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -172,6 +191,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::TooManyRequests { code, .. } => code,
             ApiError::NotReady => "NOT_READY",
+            ApiError::Unavailable { .. } => "DATABASE_UNAVAILABLE",
             ApiError::Internal { .. } => "INTERNAL_ERROR",
         }
     }
@@ -237,7 +257,7 @@ impl ApiError {
     pub fn from_flow(operation: &'static str, error: FlowError) -> Self {
         match error {
             FlowError::Refused(refusal) => refusal.into(),
-            FlowError::Store(error) => ApiError::internal(operation, error),
+            FlowError::Store(error) => ApiError::from_store(operation, error),
         }
     }
 
@@ -247,7 +267,7 @@ impl ApiError {
     pub fn from_gate(operation: &'static str, error: GateError) -> Self {
         match error {
             GateError::Flow(error) => ApiError::from_flow(operation, error),
-            GateError::Expiry(error) => ApiError::internal(EXPIRY_FAILED, error),
+            GateError::Expiry(error) => ApiError::from_store(EXPIRY_FAILED, error),
             GateError::Pool(error) => ApiError::internal(operation, error),
         }
     }
@@ -258,9 +278,14 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal { operation, detail } = &self {
             tracing::error!(%operation, %detail, "request failed");
         }
+        if let ApiError::Unavailable { detail } = &self {
+            tracing::warn!(%detail, "the database is unavailable");
+        }
         let mut response = (self.status(), Json(self.body())).into_response();
         let retry_after = match &self {
-            ApiError::NotReady => Some(HeaderValue::from_static(NOT_READY_RETRY_AFTER)),
+            ApiError::NotReady | ApiError::Unavailable { .. } => {
+                Some(HeaderValue::from_static(NOT_READY_RETRY_AFTER))
+            }
             ApiError::TooManyRequests { retry_after, .. } => Some(HeaderValue::from(*retry_after)),
             _ => None,
         };

@@ -47,14 +47,20 @@ pub async fn get_health(State(state): State<AppState>) -> Json<Health> {
 /// GET /ready
 #[utoipa::path(get, path = "/ready", tag = "ops", responses(
     (status = 200, description = "Policies are loaded; the API serves", body = Ready),
-    (status = 503, description = "Still starting (NOT_READY, Retry-After: 1)", body = super::error::ErrorBody),
+    (status = 503, description = "Still starting (NOT_READY), or the database cannot be reached (DATABASE_UNAVAILABLE); Retry-After: 1", body = super::error::ErrorBody),
 ))]
 pub async fn get_ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
-    if state.is_ready() {
-        Ok(Json(Ready { status: "ready" }))
-    } else {
-        Err(ApiError::NotReady)
+    if !state.is_ready() {
+        return Err(ApiError::NotReady);
     }
+    // A replica that cannot reach its database must leave the balancer's
+    // rotation: every gate would fail.
+    state
+        .store
+        .read_async(|_| Ok(()))
+        .await
+        .map_err(|error| ApiError::from_store("Failed to reach the database", error))?;
+    Ok(Json(Ready { status: "ready" }))
 }
 
 /// GET /metrics

@@ -206,7 +206,7 @@ pub async fn get_workflow(
             Ok(Some((row, steps)))
         })
         .await
-        .map_err(|error| ApiError::internal("Failed to get workflow", error))?;
+        .map_err(|error| ApiError::from_store("Failed to get workflow", error))?;
     let (row, steps) = found.ok_or(ApiError::NotFound(WORKFLOW_NOT_FOUND))?;
     let mut object = workflow_object(&row);
     if !steps.is_empty() {
@@ -244,7 +244,7 @@ pub async fn list_workflows(
         .store
         .read_async(move |conn| conn.list_workflows(&caller.tenant, &caller.org, &filter))
         .await
-        .map_err(|error| ApiError::internal("Failed to list workflows", error))?;
+        .map_err(|error| ApiError::from_store("Failed to list workflows", error))?;
     let workflows: Vec<Value> = rows.iter().map(workflow_object).collect();
     Ok(Json(json!({
         "workflows": workflows, "total": total, "limit": page.limit, "offset": page.offset,

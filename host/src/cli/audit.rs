@@ -1,5 +1,5 @@
 //! `wcp audit verify`: check the audit chains offline, against the database
-//! file, without a running server (contract §7).
+//! file or the PostgreSQL database, without a running server (contract §7).
 //!
 //! Exit codes: 0 every chain checked is intact, 1 at least one is broken,
 //! 2 the data directory or database is missing or unreadable.
@@ -29,6 +29,15 @@ pub(super) struct VerifyArgs {
         value_name = "DIR"
     )]
     data_dir: PathBuf,
+    /// The PostgreSQL database replicas share, instead of the data
+    /// directory's file; read only.
+    #[arg(
+        long,
+        env = "WCP_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     /// Verify only this chain: a tenant, or `global` for global policies.
     #[arg(long, value_name = "TENANT", conflicts_with = "all")]
     scope: Option<String>,
@@ -45,10 +54,13 @@ pub(super) fn run(command: AuditCommand) -> Result<ExitCode, CliError> {
 
 fn verify(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     let failed = |error: store::StoreError| CliError::new(error.to_string());
-    let conn = store::open_read_only(&args.data_dir).map_err(failed)?;
+    let db = match &args.database_url {
+        Some(url) => Db::Shared(store::Store::open_postgres_existing(url).map_err(failed)?),
+        None => Db::File(store::open_read_only(&args.data_dir).map_err(failed)?),
+    };
     let chains = match &args.scope {
         Some(scope) => vec![scope.clone()],
-        None => conn.audit_chains().map_err(failed)?,
+        None => db.read(|conn| conn.audit_chains()).map_err(failed)?,
     };
     if chains.is_empty() {
         println!("ok: no audit entries");
@@ -56,7 +68,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     }
     let mut broken = false;
     for chain in &chains {
-        let report = conn.verify_chain(chain).map_err(failed)?;
+        let report = db.read(|conn| conn.verify_chain(chain)).map_err(failed)?;
         println!("{}", line(chain, &report));
         broken |= !report.valid;
     }
@@ -65,6 +77,26 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The database the chains are read from.
+enum Db {
+    /// The data directory's file, opened read-only.
+    File(Box<store::ReadTx<'static>>),
+    /// A PostgreSQL database.
+    Shared(store::Store),
+}
+
+impl Db {
+    fn read<T: Send>(
+        &self,
+        read: impl FnOnce(&store::ReadTx) -> Result<T, store::StoreError> + Send,
+    ) -> Result<T, store::StoreError> {
+        match self {
+            Db::File(conn) => read(conn.as_ref()),
+            Db::Shared(store) => store.read(read),
+        }
+    }
 }
 
 fn line(chain: &str, report: &VerifyReport) -> String {

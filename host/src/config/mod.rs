@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 mod values;
 
-pub use values::parse_duration;
+pub use values::{DatabaseUrl, parse_duration};
 use values::{check_origin, is_http_url};
 
 /// How log lines are written.
@@ -36,6 +36,9 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Holds `wcp.db` and the artifact cache.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database replicas share; `None` is SQLite in
+    /// `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
     /// The policy directory (contract §6.1).
     pub policy_dir: PathBuf,
     /// Lay the example policies out in `policy_dir` when it does not exist
@@ -82,6 +85,7 @@ impl Default for ServeConfig {
             policy_dir: data_dir.join("policies"),
             seed_examples: true,
             data_dir,
+            database_url: None,
             policy_rescan: Duration::from_secs(30),
             tenants: None,
             approval_ttl: Duration::from_secs(24 * 3600),
@@ -132,6 +136,9 @@ pub struct ServeArgs {
     /// Data directory, holds wcp.db [env: WCP_DATA_DIR] [default: ./data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL database shared by replicas, postgres://user[:password]@host:port/db; without it, SQLite in the data directory [env: WCP_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
     /// Policy directory [env: WCP_POLICY_DIR] [default: <data-dir>/policies]
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
@@ -176,6 +183,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     policy_dir: Option<PathBuf>,
     policy_rescan: Option<String>,
     tenants: Option<PathBuf>,
@@ -250,6 +258,16 @@ impl ServeArgs {
         };
         let data_dir = pick(path_of(self.data_dir), "data-dir", path_of(file.data_dir))
             .map_or(defaults.data_dir, |raw| PathBuf::from(raw.value));
+        let database_url = match pick(self.database_url, "database-url", file.database_url) {
+            None => None,
+            Some(raw) => Some(DatabaseUrl::parse(&raw.value).ok_or_else(|| {
+                // The value is not repeated: it may hold a password.
+                ConfigError(format!(
+                    "invalid {} value: expected a postgres:// URL",
+                    raw.source
+                ))
+            })?),
+        };
         let given_policy_dir = pick(
             path_of(self.policy_dir),
             "policy-dir",
@@ -322,6 +340,7 @@ impl ServeArgs {
         Ok(ServeConfig {
             listen,
             data_dir,
+            database_url,
             policy_dir,
             seed_examples,
             policy_rescan,
@@ -447,6 +466,49 @@ mod tests {
             ["http://a.test", "https://b.test:8443"]
         );
         assert_eq!(config.max_concurrent_workflows, None);
+    }
+
+    #[test]
+    fn a_database_url_selects_postgres_and_never_shows_its_password() {
+        let url = "postgres://wcp:s3cret@db.internal:5432/wcp";
+        let from_env = resolve(ServeArgs::default(), &[("WCP_DATABASE_URL", url)]).expect("valid");
+        let chosen = from_env.database_url.expect("a database URL");
+        assert_eq!(chosen.expose(), url);
+        let shown = format!("{chosen:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://wcp:***@db.internal:5432/wcp"),
+            "{shown}"
+        );
+        let file = config_file("database_url = \"postgresql://u@h/d\"\n");
+        let from_file = resolve(
+            ServeArgs {
+                config: Some(file.path().to_owned()),
+                ..ServeArgs::default()
+            },
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            from_file.database_url.as_ref().map(DatabaseUrl::expose),
+            Some("postgresql://u@h/d")
+        );
+        let error = resolve(
+            ServeArgs {
+                database_url: Some("mysql://root:hunter2@h/d".into()),
+                ..ServeArgs::default()
+            },
+            &[],
+        )
+        .expect_err("not PostgreSQL");
+        assert!(error.to_string().contains("--database-url"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert_eq!(
+            resolve(ServeArgs::default(), &[])
+                .expect("valid")
+                .database_url,
+            None
+        );
     }
 
     #[test]

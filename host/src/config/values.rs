@@ -31,6 +31,43 @@ pub(super) fn check_origin(origin: &str) -> Result<String, &'static str> {
     Ok(origin.to_owned())
 }
 
+/// The URL of a PostgreSQL database. Its `Debug` form hides the password,
+/// so a logged configuration never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// `url` if it is a `postgres://` or `postgresql://` URL.
+    pub(super) fn parse(url: &str) -> Option<DatabaseUrl> {
+        ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| {
+                url.strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.is_empty())
+            })
+            .then(|| DatabaseUrl(url.to_owned()))
+    }
+
+    /// The URL as given, password included: for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let shown = match rest.split_once('@') {
+            Some((user, host)) => {
+                let user = user.split_once(':').map_or(user, |(name, _)| name);
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => self.0.clone(),
+        };
+        f.debug_tuple("DatabaseUrl").field(&shown).finish()
+    }
+}
+
 pub(super) fn is_http_url(url: &str) -> bool {
     ["http://", "https://"].iter().any(|scheme| {
         url.strip_prefix(scheme)

@@ -96,6 +96,10 @@ pub enum StoreError {
     /// The writer thread could not be started.
     #[error("cannot start the store's writer thread: {0}")]
     WriterThread(std::io::Error),
+    /// The database cannot be reached: down, restarting, or out of
+    /// connections. Nothing was changed, and the request may be retried.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(DbError),
     /// The writer has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,

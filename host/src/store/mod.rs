@@ -6,8 +6,8 @@
 //! - `rows`: the values they read and write ([`WorkflowRow`], [`StepRow`],
 //!   [`CheckpointRow`], …) and the filters of the lists.
 //! - `error`: [`StoreError`].
-//! - [`sqlite`]: the embedded backend, the default. All SQL and every
-//!   rusqlite type of the crate live there.
+//! - [`sqlite`] and [`postgres`]: the backends. All SQL of the crate, and
+//!   every type of rusqlite and of tokio-postgres, live there.
 //!
 //! The domain holds a [`Store`] and gives it closures: [`Store::submit`]
 //! runs one on a write transaction (`&WriteTx`, a `dyn StoreWrite`) and
@@ -17,36 +17,31 @@
 //! `dyn StoreRead`). A closure that returns `Err` has its writes rolled
 //! back, whatever the backend; [`in_savepoint`] nests that inside a job.
 //!
-//! # How a second backend plugs in
+//! # Two backends
 //!
-//! PostgreSQL (for several replicas on one database) is meant to fit
-//! beside SQLite without the domain changing:
+//! - [`sqlite`], the default: one file in the data directory, one writer
+//!   thread that batches every queued job into one transaction (group
+//!   commit: one fsync for many gates), and read-only connections.
+//! - [`postgres`], for several replicas on one database: each job runs in
+//!   its own transaction on a pooled connection and is answered after its
+//!   `COMMIT`, as SQLite answers after its batch's. The rules that SQLite
+//!   keeps by having one writer take a lock there instead, inside the
+//!   trait methods, so the domain code is the same: a write transaction
+//!   reads its workflow `FOR UPDATE`, the tenant's running count and each
+//!   audit chain's head are taken under advisory locks, and due holds are
+//!   claimed `FOR UPDATE SKIP LOCKED`.
 //!
-//! 1. A module `store/postgres/` holds its SQL, its migrations and its
-//!    pool, and is the only place that names its driver.
-//! 2. Its transaction type implements [`StoreWrite`] and its snapshot
-//!    type [`StoreRead`]. The rules that need a lock with several writers
-//!    take it inside those methods, where SQLite needs none because it has
-//!    one writer: `append_audit` locks the chain's head row (`SELECT …
-//!    FOR UPDATE`), `due_holds` claims holds with `FOR UPDATE SKIP
-//!    LOCKED`, and the tenant's running count is read under a lock on the
-//!    tenant's row.
-//! 3. [`Store`]'s private `Backend` gains a variant, and `submit`,
-//!    `submit_async` and `read` a match arm each. Where SQLite batches
-//!    every queued job into one transaction (group commit, one fsync for
-//!    many gates), PostgreSQL runs each job in its own transaction on a
-//!    pooled connection, and answers after its `COMMIT`, as SQLite answers
-//!    after the batch's.
-//! 4. The driver is async (tokio-postgres), the traits are not: a domain
-//!    rule is a short run of reads and writes with decisions between them,
-//!    clearest as straight-line code, and SQLite's writer is a plain
-//!    thread. A PostgreSQL job therefore runs on tokio's blocking pool,
-//!    holding its pooled connection, and each trait method waits on the
-//!    driver's future there (`Handle::block_on`, as the `postgres` crate
-//!    wraps tokio-postgres). The pool's size bounds those threads; the
-//!    async handlers await `submit_async` and `read_async` either way.
+//! The driver is async (tokio-postgres), the traits are not: a domain rule
+//! is a short run of reads and writes with decisions between them, clearest
+//! as straight-line code, and SQLite's writer is a plain thread. A
+//! PostgreSQL job therefore runs on a blocking thread of the backend's own
+//! runtime, holding its pooled connection, and waits on each statement
+//! there. The pool's size bounds those connections; the async handlers
+//! await `submit_async` and `read_async` either way.
 
+mod columns;
 mod error;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 mod traits;
@@ -62,6 +57,9 @@ pub use rows::{
 };
 pub use sqlite::{DB_FILE, SCHEMA_VERSION};
 pub use traits::{StoreRead, StoreWrite};
+
+/// A queued write job's answer.
+type Pending<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The write transaction a job runs in. Domain code calls only
 /// [`StoreRead`] and [`StoreWrite`] on it.
@@ -82,6 +80,8 @@ pub struct Store {
 enum Backend {
     /// The embedded database in the data directory.
     Sqlite(sqlite::Sqlite),
+    /// A PostgreSQL database several replicas share.
+    Postgres(postgres::Postgres),
 }
 
 impl Store {
@@ -94,11 +94,30 @@ impl Store {
         })
     }
 
+    /// Connects to the PostgreSQL database at `url` and migrates it to
+    /// [`postgres::SCHEMA_VERSION`]; replicas starting together migrate
+    /// once. A database written by a newer `wcp` is refused. Blocks.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Arc::new(Backend::Postgres(postgres::Postgres::open(url)?)),
+        })
+    }
+
+    /// Connects to the PostgreSQL database at `url` for offline tools (`wcp
+    /// audit verify`): migrates nothing, and refuses a database with no
+    /// schema or a newer one. Blocks.
+    pub fn open_postgres_existing(url: &str) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Arc::new(Backend::Postgres(postgres::Postgres::open_existing(url)?)),
+        })
+    }
+
     /// Which database this is, for the startup log: the backend and where
     /// it lives, never a credential.
     pub fn describe(&self) -> String {
         match &*self.backend {
             Backend::Sqlite(db) => format!("SQLite {}", db.path().display()),
+            Backend::Postgres(db) => format!("PostgreSQL {}", db.target()),
         }
     }
 
@@ -107,6 +126,7 @@ impl Store {
     pub fn sqlite(&self) -> Option<&sqlite::Sqlite> {
         match &*self.backend {
             Backend::Sqlite(db) => Some(db),
+            Backend::Postgres(_) => None,
         }
     }
 
@@ -126,6 +146,7 @@ impl Store {
     {
         match &*self.backend {
             Backend::Sqlite(db) => db.writer().submit(move |tx| job(tx)),
+            Backend::Postgres(db) => db.submit(job),
         }
     }
 
@@ -141,18 +162,32 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         match &*self.backend {
-            Backend::Sqlite(db) => db.writer().submit_async(move |tx| job(tx)),
+            Backend::Sqlite(db) => {
+                Box::pin(db.writer().submit_async(move |tx| job(tx))) as Pending<Result<T, E>>
+            }
+            Backend::Postgres(db) => {
+                let store = self.clone();
+                let task = db.handle().spawn_blocking(move || store.submit(job));
+                Box::pin(async move {
+                    match task.await {
+                        Ok(result) => result,
+                        Err(error) if error.is_panic() => Err(E::from(StoreError::JobPanicked)),
+                        Err(_) => Err(E::from(StoreError::Closed)),
+                    }
+                }) as Pending<Result<T, E>>
+            }
         }
     }
 
     /// Runs `read` on one consistent snapshot. Blocks while every reader
     /// is busy; from async code use [`Store::read_async`].
-    pub fn read<T>(
+    pub fn read<T: Send>(
         &self,
-        read: impl FnOnce(&ReadTx) -> Result<T, StoreError>,
+        read: impl FnOnce(&ReadTx) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         match &*self.backend {
             Backend::Sqlite(db) => db.read(|conn| read(conn)),
+            Backend::Postgres(db) => db.read(read),
         }
     }
 
@@ -163,7 +198,12 @@ impl Store {
         T: Send + 'static,
     {
         let store = self.clone();
-        match tokio::task::spawn_blocking(move || store.read(read)).await {
+        let task = match &*self.backend {
+            Backend::Sqlite(_) => tokio::task::spawn_blocking(move || store.read(read)),
+            // On the backend's own threads, which wait on its driver.
+            Backend::Postgres(db) => db.handle().spawn_blocking(move || store.read(read)),
+        };
+        match task.await {
             Ok(result) => result,
             Err(error) if error.is_panic() => Err(StoreError::JobPanicked),
             Err(_) => Err(StoreError::Closed),
@@ -176,6 +216,7 @@ impl Store {
     pub fn commits(&self) -> u64 {
         match &*self.backend {
             Backend::Sqlite(db) => db.writer().commits(),
+            Backend::Postgres(db) => db.commits(),
         }
     }
 
@@ -186,6 +227,7 @@ impl Store {
         if let Ok(backend) = Arc::try_unwrap(self.backend) {
             match backend {
                 Backend::Sqlite(db) => db.close(),
+                Backend::Postgres(db) => db.close(),
             }
         }
     }

@@ -18,7 +18,6 @@ use host::config::ServeConfig;
 use host::reload::{WatcherHandle, spawn_watcher};
 use host::runtime::{PolicyRuntime, RuntimeConfig};
 use host::store::AuditFilter;
-use host::store::Store;
 use host::tenants::Authenticator;
 
 /// One runtime per test binary, with a precompiled cache under the target
@@ -66,7 +65,7 @@ impl Live {
         let policies = tempfile::tempdir().unwrap();
         setup(policies.path());
         let data = tempfile::tempdir().unwrap();
-        let store = Store::open(data.path()).unwrap();
+        let store = super::open_store(data.path());
         let config = ServeConfig {
             policy_dir: policies.path().to_owned(),
             data_dir: data.path().to_owned(),

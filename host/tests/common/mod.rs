@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 pub mod live;
+pub mod postgres;
 
 use std::fs;
 use std::net::SocketAddr;
@@ -81,9 +82,40 @@ impl Answer {
     }
 }
 
+/// Whether this test binary runs on PostgreSQL: the `*_on_postgres`
+/// targets of host/Cargo.toml are the same test files again.
+pub const ON_POSTGRES: bool = on_postgres_name(env!("CARGO_CRATE_NAME").as_bytes());
+
+/// Whether `name` ends in `_on_postgres` (`ends_with` is not `const`).
+const fn on_postgres_name(name: &[u8]) -> bool {
+    let suffix = b"_on_postgres";
+    if name.len() < suffix.len() {
+        return false;
+    }
+    let start = name.len() - suffix.len();
+    let mut i = 0;
+    while i < suffix.len() {
+        if name[start + i] != suffix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A test's store: SQLite in `data`, or, in the `*_on_postgres` test
+/// binaries, a new database of the binary's private PostgreSQL.
+pub fn open_store(data: &std::path::Path) -> Store {
+    if ON_POSTGRES {
+        Store::open_postgres(&postgres::database()).unwrap()
+    } else {
+        Store::open(data).unwrap()
+    }
+}
+
 pub fn app_with(config: ServeConfig) -> App {
     let data = tempfile::tempdir().unwrap();
-    let store = Store::open(data.path()).unwrap();
+    let store = open_store(data.path());
     let state = AppState::new(
         config,
         Arc::clone(&FIXTURE.runtime),

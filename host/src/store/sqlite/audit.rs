@@ -7,10 +7,8 @@ use serde_json::{Map, Value};
 use super::error::SqlContext;
 use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
 use crate::store::StoreError;
+use crate::store::columns::AUDIT as COLUMNS;
 use crate::store::rows::AuditFilter;
-
-const COLUMNS: &str = "seq, at, tenant, org, actor, kind, workflow_id, step_id, decision, \
-                       reason, details, prev_hash, hash";
 
 /// Appends `record` to `chain`: takes the chain's head inside `tx` (the one
 /// writer makes that race-free), assigns the next `seq`, hashes, inserts.

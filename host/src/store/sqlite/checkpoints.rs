@@ -10,12 +10,8 @@ use serde_json::Value;
 
 use super::error::SqlContext;
 use crate::store::StoreError;
+use crate::store::columns::CHECKPOINT as COLUMNS;
 use crate::store::rows::{CheckpointOwner, CheckpointRow, StepRow};
-
-const COLUMNS: &str = "id, workflow_id, step_id, step_index, step_type, step_name, \
-    checkpoint_type, gate_decision, gate_reason, policies_evaluated, policies_matched, \
-    step_input, tool_context, model, provider, is_resumable, resume_count, last_resumed_at, \
-    tenant_id, org_id, client_id, created_at";
 
 fn json(text: &str, what: &'static str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt {

@@ -8,19 +8,10 @@ use serde_json::Value;
 
 use super::error::SqlContext;
 use crate::store::StoreError;
+pub(super) use crate::store::columns::STEP as COLUMNS;
+use crate::store::columns::STEP_WIDTH as WIDTH;
 use crate::store::rows::StepRow;
 use crate::verdict::Verdict;
-
-/// Every column of `workflow_steps`, in the order `decode` reads them.
-pub(super) const COLUMNS: &str = "workflow_id, step_id, step_index, step_type, step_name, model, provider, \
-    step_input, tool_context, idempotency_key, estimated_tokens_in, estimated_tokens_out, \
-    estimated_cost_usd, decision, decision_reason, policies_evaluated, policies_matched, \
-    last_decision, gate_count, first_attempt_at, gate_checked_at, approval_status, approval_id, \
-    approval_count, approval_requested_at, expires_at, approved_by, approved_at, \
-    approval_comment, completion_count, completed_at, output, tokens_in, tokens_out, cost_usd";
-
-/// Number of columns in [`COLUMNS`].
-const WIDTH: usize = 35;
 
 fn json(text: &str, what: &'static str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt {

@@ -6,11 +6,8 @@ use serde_json::Value;
 
 use super::error::SqlContext;
 use crate::store::StoreError;
+use crate::store::columns::WORKFLOW as COLUMNS;
 use crate::store::rows::{WorkflowFilter, WorkflowRow};
-
-const COLUMNS: &str = "workflow_id, tenant, org, workflow_name, source, status, \
-    current_step_index, total_steps, trace_id, metadata, failure_reason, abort_reason, \
-    total_cost_usd, total_tokens_in, total_tokens_out, started_at, completed_at";
 
 /// SQLite integers are signed; the totals never go below zero.
 fn unsigned(value: i64) -> u64 {

@@ -1,0 +1,234 @@
+//! The audit chains in SQL, as the SQLite backend's `audit` module has
+//! them. The caller holds the chain's advisory lock while appending
+//! (`conn`), so two replicas never take the same head.
+
+use serde_json::{Map, Value};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::conn::{PgConn, col, unsigned};
+use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
+use crate::store::StoreError;
+use crate::store::columns::AUDIT as COLUMNS;
+use crate::store::rows::AuditFilter;
+
+/// Entries a chain walk reads at a time.
+const VERIFY_PAGE: i64 = 1_000;
+
+/// Appends `record` to `chain` on its head: the next `seq`, hashed onto
+/// the head's hash.
+pub(super) fn append(
+    tx: &PgConn,
+    chain: &str,
+    record: AuditRecord,
+) -> Result<AuditEntry, StoreError> {
+    if record.tenant != chain {
+        return Err(StoreError::Invalid {
+            what: "audit chain",
+            detail: format!(
+                "chain `{chain}` holds only tenant `{chain}`'s entries, not `{}`'s",
+                record.tenant
+            ),
+        });
+    }
+    let head = tx.query_opt(
+        "SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
+        &[&chain],
+        "reading the audit chain's head",
+    )?;
+    let (last_seq, prev_hash) = match head {
+        Some(row) => (col::<i64>(&row, 0)?, col::<String>(&row, 1)?),
+        None => (0, GENESIS_HASH.to_owned()),
+    };
+    let seq = u64::try_from(last_seq + 1).map_err(|_| corrupt("audit seq", last_seq))?;
+    let entry = record.seal(seq, &prev_hash);
+    let details =
+        serde_json::to_string(&entry.record.details).map_err(|error| StoreError::Invalid {
+            what: "audit details",
+            detail: error.to_string(),
+        })?;
+    let decision = entry.record.decision.map(|d| d.as_str());
+    tx.execute(
+        "INSERT INTO audit_log (chain, seq, at, tenant, org, actor, kind, workflow_id, step_id,
+                                decision, reason, details, prev_hash, hash, wid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                 (SELECT wid FROM workflows WHERE workflow_id = $8))",
+        &[
+            &chain,
+            &(last_seq + 1),
+            &entry.record.at,
+            &entry.record.tenant,
+            &entry.record.org,
+            &entry.record.actor,
+            &entry.record.kind,
+            &entry.record.workflow_id,
+            &entry.record.step_id,
+            &decision,
+            &entry.record.reason,
+            &details,
+            &entry.prev_hash,
+            &entry.hash,
+        ],
+        "appending an audit entry",
+    )?;
+    Ok(entry)
+}
+
+/// A page of `chain`'s entries matching `filter`, ascending `seq`, and how
+/// many match in all.
+pub(super) fn list(
+    conn: &PgConn,
+    chain: &str,
+    filter: &AuditFilter,
+) -> Result<(Vec<AuditEntry>, u64), StoreError> {
+    let since = filter.since_stored();
+    let mut conditions = String::from("chain = $1");
+    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&chain];
+    match (&filter.workflow_id, &filter.org) {
+        (Some(workflow_id), None) => {
+            let id = bind(&mut args, workflow_id);
+            conditions.push_str(&format!(
+                " AND wid = (SELECT wid FROM workflows WHERE workflow_id = {id})"
+            ));
+        }
+        // Another org's workflow is as unknown as a missing one.
+        (Some(workflow_id), Some(org)) => {
+            let (id, org) = (bind(&mut args, workflow_id), bind(&mut args, org));
+            conditions.push_str(&format!(
+                " AND wid = (SELECT wid FROM workflows WHERE workflow_id = {id} AND org = {org})"
+            ));
+        }
+        (None, Some(org)) => {
+            let org = bind(&mut args, org);
+            conditions.push_str(&format!(
+                " AND (workflow_id IS NULL \
+                 OR wid IN (SELECT wid FROM workflows WHERE tenant = $1 AND org = {org}))"
+            ));
+        }
+        (None, None) => {}
+    }
+    if let Some(kind) = &filter.kind {
+        let kind = bind(&mut args, kind);
+        conditions.push_str(&format!(" AND kind = {kind}"));
+    }
+    if let Some(since) = &since {
+        let since = bind(&mut args, since);
+        conditions.push_str(&format!(" AND at >= {since}"));
+    }
+    let total = conn.query_one(
+        &format!("SELECT count(*) FROM audit_log WHERE {conditions}"),
+        &args,
+        "counting audit entries",
+    )?;
+    let (limit, offset) = (
+        i64::from(filter.limit),
+        i64::try_from(filter.offset).unwrap_or(i64::MAX),
+    );
+    let page = format!(
+        "LIMIT {} OFFSET {}",
+        bind(&mut args, &limit),
+        bind(&mut args, &offset)
+    );
+    let entries = conn
+        .query(
+            &format!("SELECT {COLUMNS} FROM audit_log WHERE {conditions} ORDER BY seq {page}"),
+            &args,
+            "listing audit entries",
+        )?
+        .iter()
+        .map(decode)
+        .collect::<Result<_, _>>()?;
+    Ok((entries, unsigned(col(&total, 0)?)))
+}
+
+/// Walks `chain` from `seq` 1 (contract §7), a page at a time so a long
+/// chain is never held in memory. An entry whose stored values do not
+/// decode counts as the first bad one.
+pub(super) fn verify_chain(conn: &PgConn, chain: &str) -> Result<VerifyReport, StoreError> {
+    let mut verifier = ChainVerifier::new();
+    let mut after = 0_i64;
+    loop {
+        let rows = conn.query(
+            &format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE chain = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3"
+            ),
+            &[&chain, &after, &VERIFY_PAGE],
+            "reading the audit chain",
+        )?;
+        for row in &rows {
+            let seq: i64 = col(row, 0)?;
+            let good = match decode(row) {
+                Ok(entry) => verifier.check(&entry),
+                Err(_) => {
+                    verifier.unreadable(unsigned(seq));
+                    false
+                }
+            };
+            if !good {
+                return Ok(verifier.report());
+            }
+            after = seq;
+        }
+        if rows.len() < VERIFY_PAGE as usize {
+            return Ok(verifier.report());
+        }
+    }
+}
+
+/// Every chain with at least one entry, in name order.
+pub(super) fn chains(conn: &PgConn) -> Result<Vec<String>, StoreError> {
+    conn.query(
+        "SELECT DISTINCT chain FROM audit_log ORDER BY chain",
+        &[],
+        "listing audit chains",
+    )?
+    .iter()
+    .map(|row| col(row, 0))
+    .collect()
+}
+
+fn decode(row: &Row) -> Result<AuditEntry, StoreError> {
+    let get = |index: usize| col::<Option<String>>(row, index);
+    let required =
+        |index: usize, what: &'static str| get(index)?.ok_or_else(|| corrupt(what, "NULL"));
+    let seq: i64 = col(row, 0)?;
+    let decision = get(8)?
+        .map(|text| {
+            text.parse()
+                .map_err(|error: String| corrupt("audit decision", error))
+        })
+        .transpose()?;
+    let details: Map<String, Value> = serde_json::from_str(&required(10, "audit details")?)
+        .map_err(|error| corrupt("audit details", error))?;
+    Ok(AuditEntry {
+        seq: u64::try_from(seq).map_err(|_| corrupt("audit seq", seq))?,
+        record: AuditRecord {
+            at: required(1, "audit at")?,
+            tenant: required(2, "audit tenant")?,
+            org: required(3, "audit org")?,
+            actor: required(4, "audit actor")?,
+            kind: required(5, "audit kind")?,
+            workflow_id: get(6)?,
+            step_id: get(7)?,
+            decision,
+            reason: get(9)?,
+            details,
+        },
+        prev_hash: required(11, "audit prev_hash")?,
+        hash: required(12, "audit hash")?,
+    })
+}
+
+/// Adds `value` to `args`; returns its placeholder.
+fn bind<'a>(args: &mut Vec<&'a (dyn ToSql + Sync)>, value: &'a (dyn ToSql + Sync)) -> String {
+    args.push(value);
+    format!("${}", args.len())
+}
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
