@@ -571,3 +571,53 @@ fn wcp_audit_verify_reads_a_postgres_database() {
     );
     assert_eq!(tables, "0");
 }
+
+/// PostgreSQL stops under a running server and comes back: meanwhile every
+/// request, `/ready` included, is a 503 with `Retry-After` (never a 500),
+/// and the server recovers by itself. The cluster is this test's own, so
+/// stopping it disturbs no other test.
+#[tokio::test]
+async fn requests_get_503_while_the_database_is_down_and_recover_after() {
+    use axum::http::{Method, StatusCode};
+    let cluster = postgres::Cluster::start(false);
+    let store = Store::open_postgres(&cluster.create_database()).unwrap();
+    let app = common::app_on(
+        store,
+        tempfile::tempdir().unwrap(),
+        host::config::ServeConfig::default(),
+    );
+    let created = app
+        .send(
+            Method::POST,
+            "/api/v1/workflows",
+            None,
+            r#"{"workflow_name":"w"}"#,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.json()["workflow_id"].as_str().unwrap().to_owned();
+    let gate = format!("/api/v1/workflows/{id}/steps/s1/gate");
+    let body = r#"{"step_type":"llm_call"}"#;
+
+    cluster.stop();
+    for (method, uri, body) in [
+        (Method::POST, gate.as_str(), body),
+        (Method::GET, "/ready", ""),
+        (Method::GET, "/api/v1/workflows", ""),
+    ] {
+        let answer = app.send(method, uri, None, body).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(answer.json()["code"], "DATABASE_UNAVAILABLE", "{uri}");
+        assert_eq!(answer.headers["retry-after"], "1", "{uri}");
+    }
+
+    cluster.resume();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.send(Method::GET, "/ready", None, "").await.status != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let answer = app.send(Method::POST, &gate, None, body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["decision"], "allow");
+}

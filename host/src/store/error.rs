@@ -8,6 +8,27 @@ use std::path::PathBuf;
 /// backend's types.
 pub type DbError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+impl StoreError {
+    /// An entry for another tenant's chain: each chain holds its own
+    /// tenant's entries only.
+    pub(crate) fn wrong_chain(chain: &str, tenant: &str) -> StoreError {
+        StoreError::Invalid {
+            what: "audit chain",
+            detail: format!(
+                "chain `{chain}` holds only tenant `{chain}`'s entries, not `{tenant}`'s"
+            ),
+        }
+    }
+
+    /// A step complete for a step that was never stored.
+    pub(crate) fn step_not_stored(workflow_id: &str, step_id: &str) -> StoreError {
+        StoreError::Invalid {
+            what: "step complete",
+            detail: format!("step `{step_id}` of workflow `{workflow_id}` is not stored"),
+        }
+    }
+}
+
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -116,6 +116,11 @@ pub fn open_store(data: &std::path::Path) -> Store {
 pub fn app_with(config: ServeConfig) -> App {
     let data = tempfile::tempdir().unwrap();
     let store = open_store(data.path());
+    app_on(store, data, config)
+}
+
+/// A router over `store`, with `data` as its data directory.
+pub fn app_on(store: Store, data: tempfile::TempDir, config: ServeConfig) -> App {
     let state = AppState::new(
         config,
         Arc::clone(&FIXTURE.runtime),

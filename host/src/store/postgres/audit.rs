@@ -2,14 +2,13 @@
 //! them. The caller holds the chain's advisory lock while appending
 //! (`conn`), so two replicas never take the same head.
 
-use serde_json::{Map, Value};
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::conn::{PgConn, col, unsigned};
 use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
 use crate::store::StoreError;
 use crate::store::columns::AUDIT as COLUMNS;
+use crate::store::columns::audit_entry as decode;
 use crate::store::rows::AuditFilter;
 
 /// Entries a chain walk reads at a time.
@@ -23,13 +22,7 @@ pub(super) fn append(
     record: AuditRecord,
 ) -> Result<AuditEntry, StoreError> {
     if record.tenant != chain {
-        return Err(StoreError::Invalid {
-            what: "audit chain",
-            detail: format!(
-                "chain `{chain}` holds only tenant `{chain}`'s entries, not `{}`'s",
-                record.tenant
-            ),
-        });
+        return Err(StoreError::wrong_chain(chain, &record.tenant));
     }
     let head = tx.query_opt(
         "SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
@@ -186,38 +179,6 @@ pub(super) fn chains(conn: &PgConn) -> Result<Vec<String>, StoreError> {
     .iter()
     .map(|row| col(row, 0))
     .collect()
-}
-
-fn decode(row: &Row) -> Result<AuditEntry, StoreError> {
-    let get = |index: usize| col::<Option<String>>(row, index);
-    let required =
-        |index: usize, what: &'static str| get(index)?.ok_or_else(|| corrupt(what, "NULL"));
-    let seq: i64 = col(row, 0)?;
-    let decision = get(8)?
-        .map(|text| {
-            text.parse()
-                .map_err(|error: String| corrupt("audit decision", error))
-        })
-        .transpose()?;
-    let details: Map<String, Value> = serde_json::from_str(&required(10, "audit details")?)
-        .map_err(|error| corrupt("audit details", error))?;
-    Ok(AuditEntry {
-        seq: u64::try_from(seq).map_err(|_| corrupt("audit seq", seq))?,
-        record: AuditRecord {
-            at: required(1, "audit at")?,
-            tenant: required(2, "audit tenant")?,
-            org: required(3, "audit org")?,
-            actor: required(4, "audit actor")?,
-            kind: required(5, "audit kind")?,
-            workflow_id: get(6)?,
-            step_id: get(7)?,
-            decision,
-            reason: get(9)?,
-            details,
-        },
-        prev_hash: required(11, "audit prev_hash")?,
-        hash: required(12, "audit hash")?,
-    })
 }
 
 /// Adds `value` to `args`; returns its placeholder.

@@ -21,6 +21,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{audit, holds, steps, workflows};
 use crate::audit::{AuditEntry, AuditRecord, VerifyReport};
+use crate::store::columns::Columns;
 use crate::store::rows::{
     AuditFilter, CheckpointOwner, CheckpointRow, DueScope, PendingHold, StepRow, WorkflowFilter,
     WorkflowRow,
@@ -203,12 +204,19 @@ pub(super) fn col<'r, T: FromSql<'r>>(row: &'r Row, index: usize) -> Result<T, S
     })
 }
 
-/// Stored JSON text as a value.
-pub(super) fn json(text: &str, what: &'static str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
-        what,
-        detail: error.to_string(),
-    })
+impl Columns for Row {
+    fn text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        col(self, index)
+    }
+    fn int(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        col(self, index)
+    }
+    fn real(&self, index: usize) -> Result<Option<f64>, StoreError> {
+        col(self, index)
+    }
+    fn flag(&self, index: usize) -> Result<bool, StoreError> {
+        col(self, index)
+    }
 }
 
 impl StoreRead for PgConn<'_> {

@@ -4,13 +4,13 @@
 //! a pass over many workflows with `SKIP LOCKED`: a hold another replica
 //! is expiring right now is left to it, so each hold expires once.
 
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::conn::{PgConn, col, json, small, unsigned};
+use super::conn::{PgConn, col, small, unsigned};
 use super::steps::{self, WID};
 use crate::store::StoreError;
 use crate::store::columns::CHECKPOINT as CHECKPOINT_COLUMNS;
+use crate::store::columns::checkpoint as decode_checkpoint;
 use crate::store::rows::{CheckpointOwner, CheckpointRow, DueScope, PendingHold, StepRow};
 
 /// The `FROM … WHERE …` of pending holds in `scope` due at `now` (`$1`),
@@ -127,36 +127,6 @@ pub(super) fn list_pending(
         })
         .collect::<Result<_, StoreError>>()?;
     Ok((holds, unsigned(col(&count, 0)?)))
-}
-
-fn decode_checkpoint(row: &Row) -> Result<CheckpointRow, StoreError> {
-    let text = |index: usize| col::<String>(row, index);
-    Ok(CheckpointRow {
-        id: col(row, 0)?,
-        workflow_id: col(row, 1)?,
-        step_id: col(row, 2)?,
-        step_index: small(col(row, 3)?),
-        step_type: col(row, 4)?,
-        step_name: col(row, 5)?,
-        checkpoint_type: col(row, 6)?,
-        gate_decision: col(row, 7)?,
-        gate_reason: col(row, 8)?,
-        policies_evaluated: json(&text(9)?, "checkpoint policies")?,
-        policies_matched: json(&text(10)?, "checkpoint policies")?,
-        step_input: json(&text(11)?, "checkpoint step input")?,
-        tool_context: col::<Option<String>>(row, 12)?
-            .map(|tool| json(&tool, "checkpoint tool context"))
-            .transpose()?,
-        model: col(row, 13)?,
-        provider: col(row, 14)?,
-        is_resumable: col(row, 15)?,
-        resume_count: small(col(row, 16)?),
-        last_resumed_at: col(row, 17)?,
-        tenant_id: col(row, 18)?,
-        org_id: col(row, 19)?,
-        client_id: col(row, 20)?,
-        created_at: col(row, 21)?,
-    })
 }
 
 fn checkpoints(

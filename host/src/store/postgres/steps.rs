@@ -5,75 +5,15 @@
 use std::sync::LazyLock;
 
 use serde_json::Value;
-use tokio_postgres::Row;
 
-use super::conn::{PgConn, col, json, signed, small, unsigned};
+use super::conn::{PgConn, col, signed, small};
 use crate::store::StoreError;
+pub(super) use crate::store::columns::step as decode;
 pub(super) use crate::store::columns::{STEP as COLUMNS, STEP_WIDTH as WIDTH};
 use crate::store::rows::StepRow;
-use crate::verdict::Verdict;
 
 /// The key of a step's workflow, from its public id.
 pub(super) const WID: &str = "(SELECT wid FROM workflows WHERE workflow_id = $1)";
-
-fn verdict(text: &str) -> Result<Verdict, StoreError> {
-    text.parse().map_err(|detail| StoreError::Corrupt {
-        what: "step decision",
-        detail,
-    })
-}
-
-fn count(row: &Row, index: usize) -> Result<Option<u64>, StoreError> {
-    Ok(col::<Option<i64>>(row, index)?.map(unsigned))
-}
-
-/// Reads a step from the first [`WIDTH`] columns of `row`, selected as
-/// [`COLUMNS`].
-pub(super) fn decode(row: &Row) -> Result<StepRow, StoreError> {
-    let text = |index: usize| col::<String>(row, index);
-    let opt_json = |index: usize, what| -> Result<Option<Value>, StoreError> {
-        col::<Option<String>>(row, index)?
-            .map(|text| json(&text, what))
-            .transpose()
-    };
-    Ok(StepRow {
-        workflow_id: col(row, 0)?,
-        step_id: col(row, 1)?,
-        step_index: small(col(row, 2)?),
-        step_type: col(row, 3)?,
-        step_name: col(row, 4)?,
-        model: col(row, 5)?,
-        provider: col(row, 6)?,
-        step_input: json(&text(7)?, "step input")?,
-        tool_context: opt_json(8, "tool context")?,
-        idempotency_key: col(row, 9)?,
-        estimated_tokens_in: count(row, 10)?,
-        estimated_tokens_out: count(row, 11)?,
-        estimated_cost_usd: col(row, 12)?,
-        decision: verdict(&text(13)?)?,
-        decision_reason: col(row, 14)?,
-        policies_evaluated: json(&text(15)?, "policies evaluated")?,
-        policies_matched: json(&text(16)?, "policies matched")?,
-        last_decision: verdict(&text(17)?)?,
-        gate_count: small(col(row, 18)?),
-        first_attempt_at: col(row, 19)?,
-        gate_checked_at: col(row, 20)?,
-        approval_status: col(row, 21)?,
-        approval_id: col(row, 22)?,
-        approval_count: small(col(row, 23)?),
-        approval_requested_at: col(row, 24)?,
-        expires_at: col(row, 25)?,
-        approved_by: col(row, 26)?,
-        approved_at: col(row, 27)?,
-        approval_comment: col(row, 28)?,
-        completion_count: small(col(row, 29)?),
-        completed_at: col(row, 30)?,
-        output: opt_json(31, "step output")?,
-        tokens_in: count(row, 32)?,
-        tokens_out: count(row, 33)?,
-        cost_usd: col(row, 34)?,
-    })
-}
 
 /// The step `step_id` of `workflow_id`, if it was ever gated.
 pub(super) fn find_step(
@@ -238,13 +178,10 @@ pub(super) fn save_completion(tx: &PgConn, step: &StepRow) -> Result<(), StoreEr
         "recording a step complete",
     )?;
     if changed != 1 {
-        return Err(StoreError::Invalid {
-            what: "step complete",
-            detail: format!(
-                "step `{}` of workflow `{}` is not stored",
-                step.step_id, step.workflow_id
-            ),
-        });
+        return Err(StoreError::step_not_stored(
+            &step.workflow_id,
+            &step.step_id,
+        ));
     }
     Ok(())
 }

@@ -3,46 +3,13 @@
 //! workflow is read `FOR UPDATE`: whoever changes it next waits for this
 //! transaction, then sees what it wrote.
 
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::conn::{PgConn, col, json, signed, small, unsigned};
+use super::conn::{PgConn, col, signed, small, unsigned};
 use crate::store::StoreError;
 use crate::store::columns::WORKFLOW as COLUMNS;
+use crate::store::columns::{end_reasons, workflow as decode};
 use crate::store::rows::{WorkflowFilter, WorkflowRow};
-
-fn decode(row: &Row) -> Result<WorkflowRow, StoreError> {
-    let read = || -> Result<(WorkflowRow, String), tokio_postgres::Error> {
-        Ok((
-            WorkflowRow {
-                workflow_id: row.try_get(0)?,
-                tenant: row.try_get(1)?,
-                org: row.try_get(2)?,
-                workflow_name: row.try_get(3)?,
-                source: row.try_get(4)?,
-                status: row.try_get(5)?,
-                current_step_index: small(row.try_get(6)?),
-                total_steps: row.try_get::<_, Option<i64>>(7)?.map(small),
-                trace_id: row.try_get(8)?,
-                metadata: serde_json::Value::Null,
-                failure_reason: row.try_get(10)?,
-                abort_reason: row.try_get(11)?,
-                total_cost_usd: row.try_get(12)?,
-                total_tokens_in: unsigned(row.try_get(13)?),
-                total_tokens_out: unsigned(row.try_get(14)?),
-                started_at: row.try_get(15)?,
-                completed_at: row.try_get(16)?,
-            },
-            row.try_get(9)?,
-        ))
-    };
-    let (mut workflow, metadata) = read().map_err(|error| StoreError::Corrupt {
-        what: "workflow",
-        detail: error.to_string(),
-    })?;
-    workflow.metadata = json(&metadata, "workflow metadata")?;
-    Ok(workflow)
-}
 
 /// Inserts a new workflow.
 pub(super) fn insert_workflow(tx: &PgConn, row: &WorkflowRow) -> Result<(), StoreError> {
@@ -157,11 +124,7 @@ pub(super) fn end_workflow(
     at: &str,
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
-    let (failure, abort) = match status {
-        "failed" => (reason, None),
-        "aborted" => (None, reason),
-        _ => (None, None),
-    };
+    let (failure, abort) = end_reasons(status, reason);
     tx.execute(
         "UPDATE workflows SET status = $2, completed_at = $3, total_steps = current_step_index,
              failure_reason = coalesce($4, failure_reason), abort_reason = coalesce($5, abort_reason)

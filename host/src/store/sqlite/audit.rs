@@ -1,13 +1,12 @@
 //! The audit chains in SQL: append inside a write transaction, list, verify.
 //! Hashing and verification rules live in [`crate::audit`].
 
-use rusqlite::{Connection, Row, Transaction, params_from_iter, types::Value as SqlValue};
-use serde_json::{Map, Value};
+use rusqlite::{Connection, Transaction, params_from_iter, types::Value as SqlValue};
 
 use super::error::SqlContext;
 use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
 use crate::store::StoreError;
-use crate::store::columns::AUDIT as COLUMNS;
+use crate::store::columns::{AUDIT as COLUMNS, audit_entry as decode};
 use crate::store::rows::AuditFilter;
 
 /// Appends `record` to `chain`: takes the chain's head inside `tx` (the one
@@ -18,13 +17,7 @@ pub fn append(
     record: AuditRecord,
 ) -> Result<AuditEntry, StoreError> {
     if record.tenant != chain {
-        return Err(StoreError::Invalid {
-            what: "audit chain",
-            detail: format!(
-                "chain `{chain}` holds only tenant `{chain}`'s entries, not `{}`'s",
-                record.tenant
-            ),
-        });
+        return Err(StoreError::wrong_chain(chain, &record.tenant));
     }
     let head: Option<(i64, String)> = tx
         .prepare_cached(
@@ -172,40 +165,6 @@ pub fn chains(conn: &Connection) -> Result<Vec<String>, StoreError> {
         .and_then(|rows| rows.collect())
         .context("listing audit chains")?;
     Ok(chains)
-}
-
-fn decode(row: &Row) -> Result<AuditEntry, StoreError> {
-    let get = |index: usize| -> Result<Option<String>, StoreError> {
-        row.get(index).context("reading an audit entry")
-    };
-    let required =
-        |index: usize, what: &'static str| get(index)?.ok_or_else(|| corrupt(what, "NULL"));
-    let seq: i64 = row.get(0).context("reading an audit entry")?;
-    let decision = get(8)?
-        .map(|text| {
-            text.parse()
-                .map_err(|error: String| corrupt("audit decision", error))
-        })
-        .transpose()?;
-    let details: Map<String, Value> = serde_json::from_str(&required(10, "audit details")?)
-        .map_err(|error| corrupt("audit details", error))?;
-    Ok(AuditEntry {
-        seq: u64::try_from(seq).map_err(|_| corrupt("audit seq", seq))?,
-        record: AuditRecord {
-            at: required(1, "audit at")?,
-            tenant: required(2, "audit tenant")?,
-            org: required(3, "audit org")?,
-            actor: required(4, "audit actor")?,
-            kind: required(5, "audit kind")?,
-            workflow_id: get(6)?,
-            step_id: get(7)?,
-            decision,
-            reason: get(9)?,
-            details,
-        },
-        prev_hash: required(11, "audit prev_hash")?,
-        hash: required(12, "audit hash")?,
-    })
 }
 
 fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {

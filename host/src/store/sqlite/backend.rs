@@ -4,13 +4,30 @@
 
 use rusqlite::{Connection, Transaction};
 
+use super::error::SqlContext;
 use super::{approvals, audit, checkpoints, steps, workflows};
 use crate::audit::{AuditEntry, AuditRecord, VerifyReport};
+use crate::store::columns::Columns;
 use crate::store::rows::{
     AuditFilter, CheckpointOwner, CheckpointRow, DueScope, PendingHold, StepRow, WorkflowFilter,
     WorkflowRow,
 };
 use crate::store::{StoreError, StoreRead, StoreWrite};
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        self.get(index).context("reading a row")
+    }
+    fn int(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        self.get(index).context("reading a row")
+    }
+    fn real(&self, index: usize) -> Result<Option<f64>, StoreError> {
+        self.get(index).context("reading a row")
+    }
+    fn flag(&self, index: usize) -> Result<bool, StoreError> {
+        self.get(index).context("reading a row")
+    }
+}
 
 /// The SQLite reads, for a read connection and, through the macro below,
 /// for the writer's transaction.

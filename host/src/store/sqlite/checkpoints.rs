@@ -5,61 +5,12 @@
 //! view `checkpoints` reads it back in the API's shape, with
 //! `checkpoint_type` and `is_resumable` derived from the decision.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use serde_json::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::error::SqlContext;
 use crate::store::StoreError;
-use crate::store::columns::CHECKPOINT as COLUMNS;
+use crate::store::columns::{CHECKPOINT as COLUMNS, checkpoint as decode};
 use crate::store::rows::{CheckpointOwner, CheckpointRow, StepRow};
-
-fn json(text: &str, what: &'static str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
-        what,
-        detail: error.to_string(),
-    })
-}
-
-fn decode(row: &Row) -> Result<CheckpointRow, StoreError> {
-    let read = || -> rusqlite::Result<(CheckpointRow, [Option<String>; 4])> {
-        let texts = [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?];
-        let checkpoint = CheckpointRow {
-            id: row.get(0)?,
-            workflow_id: row.get(1)?,
-            step_id: row.get(2)?,
-            step_index: row.get(3)?,
-            step_type: row.get(4)?,
-            step_name: row.get(5)?,
-            checkpoint_type: row.get(6)?,
-            gate_decision: row.get(7)?,
-            gate_reason: row.get(8)?,
-            policies_evaluated: Value::Null,
-            policies_matched: Value::Null,
-            step_input: Value::Null,
-            tool_context: None,
-            model: row.get(13)?,
-            provider: row.get(14)?,
-            is_resumable: row.get(15)?,
-            resume_count: row.get(16)?,
-            last_resumed_at: row.get(17)?,
-            tenant_id: row.get(18)?,
-            org_id: row.get(19)?,
-            client_id: row.get(20)?,
-            created_at: row.get(21)?,
-        };
-        Ok((checkpoint, texts))
-    };
-    let (mut checkpoint, [evaluated, matched, input, tool]) =
-        read().context("reading a checkpoint")?;
-    let text = |value: Option<String>| value.unwrap_or_default();
-    checkpoint.policies_evaluated = json(&text(evaluated), "checkpoint policies")?;
-    checkpoint.policies_matched = json(&text(matched), "checkpoint policies")?;
-    checkpoint.step_input = json(&text(input), "checkpoint step input")?;
-    checkpoint.tool_context = tool
-        .map(|tool| json(&tool, "checkpoint tool context"))
-        .transpose()?;
-    Ok(checkpoint)
-}
 
 fn query(
     conn: &Connection,

@@ -3,91 +3,18 @@
 //! serves first gates, cached re-gates and reevaluations. A step complete
 //! writes only its own columns ([`save_completion`]).
 
-use rusqlite::{Connection, Row, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use serde_json::Value;
 
 use super::error::SqlContext;
 use crate::store::StoreError;
-pub(super) use crate::store::columns::STEP as COLUMNS;
 use crate::store::columns::STEP_WIDTH as WIDTH;
+pub(super) use crate::store::columns::{STEP as COLUMNS, step as decode};
 use crate::store::rows::StepRow;
-use crate::verdict::Verdict;
-
-fn json(text: &str, what: &'static str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
-        what,
-        detail: error.to_string(),
-    })
-}
-
-fn verdict(text: &str) -> Result<Verdict, StoreError> {
-    text.parse().map_err(|detail| StoreError::Corrupt {
-        what: "step decision",
-        detail,
-    })
-}
-
-fn col<T: rusqlite::types::FromSql>(row: &Row, index: usize) -> Result<T, StoreError> {
-    row.get(index).context("reading a step")
-}
-
-/// A non-negative integer column (SQLite has only signed integers).
-fn unsigned(row: &Row, index: usize) -> Result<Option<u64>, StoreError> {
-    let value: Option<i64> = col(row, index)?;
-    Ok(value.map(|value| u64::try_from(value).unwrap_or(0)))
-}
 
 /// A count as SQLite stores it.
 fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// Reads a step from the first [`WIDTH`] columns of `row`, selected as
-/// [`COLUMNS`].
-pub(super) fn decode(row: &Row) -> Result<StepRow, StoreError> {
-    let text =
-        |index: usize| -> Result<String, StoreError> { row.get(index).context("reading a step") };
-    let opt_json = |index: usize, what| -> Result<Option<Value>, StoreError> {
-        let text: Option<String> = row.get(index).context("reading a step")?;
-        text.map(|text| json(&text, what)).transpose()
-    };
-    Ok(StepRow {
-        workflow_id: col(row, 0)?,
-        step_id: col(row, 1)?,
-        step_index: col(row, 2)?,
-        step_type: col(row, 3)?,
-        step_name: col(row, 4)?,
-        model: col(row, 5)?,
-        provider: col(row, 6)?,
-        step_input: json(&text(7)?, "step input")?,
-        tool_context: opt_json(8, "tool context")?,
-        idempotency_key: col(row, 9)?,
-        estimated_tokens_in: unsigned(row, 10)?,
-        estimated_tokens_out: unsigned(row, 11)?,
-        estimated_cost_usd: col(row, 12)?,
-        decision: verdict(&text(13)?)?,
-        decision_reason: col(row, 14)?,
-        policies_evaluated: json(&text(15)?, "policies evaluated")?,
-        policies_matched: json(&text(16)?, "policies matched")?,
-        last_decision: verdict(&text(17)?)?,
-        gate_count: col(row, 18)?,
-        first_attempt_at: col(row, 19)?,
-        gate_checked_at: col(row, 20)?,
-        approval_status: col(row, 21)?,
-        approval_id: col(row, 22)?,
-        approval_count: col(row, 23)?,
-        approval_requested_at: col(row, 24)?,
-        expires_at: col(row, 25)?,
-        approved_by: col(row, 26)?,
-        approved_at: col(row, 27)?,
-        approval_comment: col(row, 28)?,
-        completion_count: col(row, 29)?,
-        completed_at: col(row, 30)?,
-        output: opt_json(31, "step output")?,
-        tokens_in: unsigned(row, 32)?,
-        tokens_out: unsigned(row, 33)?,
-        cost_usd: col(row, 34)?,
-    })
 }
 
 /// The step `step_id` of `workflow_id`, if it was ever gated.
@@ -251,13 +178,10 @@ pub fn save_completion(tx: &Transaction, step: &StepRow) -> Result<(), StoreErro
         })
         .context("recording a step complete")?;
     if changed != 1 {
-        return Err(StoreError::Invalid {
-            what: "step complete",
-            detail: format!(
-                "step `{}` of workflow `{}` is not stored",
-                step.step_id, step.workflow_id
-            ),
-        });
+        return Err(StoreError::step_not_stored(
+            &step.workflow_id,
+            &step.step_id,
+        ));
     }
     Ok(())
 }
@@ -272,6 +196,7 @@ mod tests {
     use crate::store::sqlite::approvals;
     use crate::store::sqlite::checkpoints;
     use crate::store::sqlite::test_db;
+    use crate::verdict::Verdict;
 
     const AT: &str = "2026-03-01T12:00:00.000000Z";
 

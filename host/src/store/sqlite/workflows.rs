@@ -1,56 +1,16 @@
 //! Workflows in SQL (contract §2.1-2.3, §2.6-2.9): insert, scoped lookup,
 //! the filtered list, ends and running totals.
 
-use rusqlite::{Connection, Row, Transaction, params, params_from_iter, types::Value as SqlValue};
-use serde_json::Value;
+use rusqlite::{Connection, Transaction, params, params_from_iter, types::Value as SqlValue};
 
 use super::error::SqlContext;
 use crate::store::StoreError;
-use crate::store::columns::WORKFLOW as COLUMNS;
+use crate::store::columns::{WORKFLOW as COLUMNS, end_reasons, workflow as decode};
 use crate::store::rows::{WorkflowFilter, WorkflowRow};
-
-/// SQLite integers are signed; the totals never go below zero.
-fn unsigned(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
 
 /// A count as SQLite stores it.
 fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn decode(row: &Row) -> rusqlite::Result<(WorkflowRow, String)> {
-    let metadata: String = row.get(9)?;
-    Ok((
-        WorkflowRow {
-            workflow_id: row.get(0)?,
-            tenant: row.get(1)?,
-            org: row.get(2)?,
-            workflow_name: row.get(3)?,
-            source: row.get(4)?,
-            status: row.get(5)?,
-            current_step_index: row.get(6)?,
-            total_steps: row.get(7)?,
-            trace_id: row.get(8)?,
-            metadata: Value::Null,
-            failure_reason: row.get(10)?,
-            abort_reason: row.get(11)?,
-            total_cost_usd: row.get(12)?,
-            total_tokens_in: unsigned(row.get(13)?),
-            total_tokens_out: unsigned(row.get(14)?),
-            started_at: row.get(15)?,
-            completed_at: row.get(16)?,
-        },
-        metadata,
-    ))
-}
-
-fn with_metadata((mut row, text): (WorkflowRow, String)) -> Result<WorkflowRow, StoreError> {
-    row.metadata = serde_json::from_str(&text).map_err(|error| StoreError::Corrupt {
-        what: "workflow metadata",
-        detail: error.to_string(),
-    })?;
-    Ok(row)
 }
 
 /// Inserts a new workflow.
@@ -91,31 +51,37 @@ pub fn find_workflow(
     tenant: &str,
     org: &str,
 ) -> Result<Option<WorkflowRow>, StoreError> {
-    let found = conn
-        .prepare_cached(&format!(
+    first(
+        conn,
+        &format!(
             "SELECT {COLUMNS} FROM workflows WHERE workflow_id = ?1 AND tenant = ?2 AND org = ?3"
-        ))
-        .and_then(|mut stmt| {
-            let mut rows = stmt.query(params![id, tenant, org])?;
-            rows.next()?.map(decode).transpose()
-        })
-        .context("reading a workflow")?;
-    found.map(with_metadata).transpose()
+        ),
+        params![id, tenant, org],
+    )
 }
 
 /// The workflow `id` whoever owns it: for system work (approval expiry)
 /// that acts on a workflow without a caller. Never answer a caller with it.
 pub fn workflow_by_id(conn: &Connection, id: &str) -> Result<Option<WorkflowRow>, StoreError> {
-    let found = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM workflows WHERE workflow_id = ?1"
-        ))
-        .and_then(|mut stmt| {
-            let mut rows = stmt.query([id])?;
-            rows.next()?.map(decode).transpose()
-        })
-        .context("reading a workflow")?;
-    found.map(with_metadata).transpose()
+    first(
+        conn,
+        &format!("SELECT {COLUMNS} FROM workflows WHERE workflow_id = ?1"),
+        [id],
+    )
+}
+
+/// The first workflow `sql` selects, if any.
+fn first(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Option<WorkflowRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).context("reading a workflow")?;
+    let mut rows = stmt.query(args).context("reading a workflow")?;
+    match rows.next().context("reading a workflow")? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// A page of the tenant's and org's workflows, newest first, and how many
@@ -158,15 +124,14 @@ pub fn list_workflows(
              ORDER BY started_at DESC, workflow_id LIMIT ? OFFSET ?"
         ))
         .context("listing workflows")?;
-    let rows = stmt
-        .query_map(params_from_iter(args.iter()), decode)
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+    let mut rows = stmt
+        .query(params_from_iter(args.iter()))
         .context("listing workflows")?;
-    let rows = rows
-        .into_iter()
-        .map(with_metadata)
-        .collect::<Result<_, _>>()?;
-    Ok((rows, u64::try_from(total).unwrap_or(0)))
+    let mut page = Vec::new();
+    while let Some(row) = rows.next().context("listing workflows")? {
+        page.push(decode(row)?);
+    }
+    Ok((page, u64::try_from(total).unwrap_or(0)))
 }
 
 /// Ends a workflow: `status`, `completed_at`, `total_steps` from the current
@@ -178,11 +143,7 @@ pub fn end_workflow(
     at: &str,
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
-    let (failure, abort) = match status {
-        "failed" => (reason, None),
-        "aborted" => (None, reason),
-        _ => (None, None),
-    };
+    let (failure, abort) = end_reasons(status, reason);
     tx.prepare_cached(
         "UPDATE workflows SET status = ?2, completed_at = ?3, total_steps = current_step_index,
              failure_reason = coalesce(?4, failure_reason), abort_reason = coalesce(?5, abort_reason)
