@@ -44,6 +44,18 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         disable_pooling: true,
     })
     .unwrap();
+    let dir = tool_approval_dir();
+    let set = PolicySet::load(&runtime, dir.path(), &PolicySet::default());
+    assert_eq!(set.serving_count(), 1, "{set:?}");
+    Fixture {
+        runtime: Arc::new(runtime),
+        set,
+    }
+});
+
+/// A policy directory holding `global/tool-approval` for tool calls only:
+/// `send_email` is held for approval, `drop_table` blocked.
+pub fn tool_approval_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir_all(dir.path().join("global")).unwrap();
     fs::copy(
@@ -56,13 +68,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         "step_types = [\"tool_call\"]\n[settings]\nblocked_tools = [\"drop_table\"]\n",
     )
     .unwrap();
-    let set = PolicySet::load(&runtime, dir.path(), &PolicySet::default());
-    assert_eq!(set.serving_count(), 1, "{set:?}");
-    Fixture {
-        runtime: Arc::new(runtime),
-        set,
-    }
-});
+    dir
+}
 
 pub struct App {
     pub router: Router,
