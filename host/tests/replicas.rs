@@ -279,3 +279,78 @@ fn each_hold_expires_exactly_once_whichever_replicas_sweep() {
         assert_eq!(shown["steps"][0]["approval_expired"], true, "{shown}");
     }
 }
+
+#[test]
+fn sigkill_of_a_replica_under_load_loses_no_acknowledged_write() {
+    const WORKERS: usize = 4;
+    const MAX_STEPS: usize = 300;
+    let (mut r, _url, _policies) = three(&[]);
+    let ids: Vec<String> = (0..WORKERS).map(|_| r[1].create("busy")).collect();
+    let victim = r[0].address;
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, String, bool)>::new()));
+    // Each worker gates and completes steps of its workflow on the victim
+    // until the victim is gone, keeping what was acknowledged.
+    let workers: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|id| {
+            let acknowledged = Arc::clone(&acknowledged);
+            thread::spawn(move || {
+                for n in 1..=MAX_STEPS {
+                    let step = format!("s{n}");
+                    let gate = format!("/api/v1/workflows/{id}/steps/{step}/gate");
+                    match wire::try_send(victim, "POST", &gate, r#"{"step_type":"llm_call"}"#) {
+                        Ok((200, _)) => {}
+                        Ok((status, body)) => panic!("gate answered {status}: {body}"),
+                        Err(_) => return,
+                    }
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push((id.clone(), step.clone(), false));
+                    let complete = format!("/api/v1/workflows/{id}/steps/{step}/complete");
+                    match wire::try_send(victim, "POST", &complete, r#"{"tokens_in":1}"#) {
+                        Ok((204, _)) => {}
+                        Ok((status, body)) => panic!("complete answered {status}: {body}"),
+                        Err(_) => return,
+                    }
+                    acknowledged.lock().unwrap().push((id.clone(), step, true));
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    while acknowledged.lock().unwrap().len() < 40 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // SIGKILL mid-load: no shutdown, no flush.
+    r[0].child.kill().unwrap();
+    r[0].child.wait().unwrap();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() < WORKERS * MAX_STEPS * 2,
+        "the kill came too late"
+    );
+    for (id, step, completed) in &acknowledged {
+        let shown = r[2].expect(200, "GET", &format!("/api/v1/workflows/{id}"), Value::Null);
+        let stored = shown["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step_id"] == step.as_str())
+            .unwrap_or_else(|| panic!("acknowledged gate {id}/{step} lost: {shown}"));
+        if *completed {
+            assert_eq!(stored["completion_count"], 1, "{id}/{step}: {stored}");
+        }
+        // The client retries on another replica and gets the recorded answer.
+        let again = r[1].gate(id, step, json!({"step_type": "llm_call"}));
+        assert_eq!(again["decision_source"], "cached", "{again}");
+        assert_eq!(again["decision"], "allow", "{again}");
+    }
+    let verified = r[2].expect(200, "GET", "/api/v1/audit/verify", Value::Null);
+    assert_eq!(verified["valid"], true, "{verified}");
+}

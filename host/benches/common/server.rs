@@ -123,6 +123,7 @@ pub fn wcp_serve(wcp: &Path, data_dir: &Path) -> Command {
         .env("WCP_LOG", "info")
         .env_remove("WCP_POLICY_DIR")
         .env_remove("WCP_CONFIG")
+        .env_remove("WCP_DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command

@@ -65,6 +65,16 @@ struct Options {
     /// compares two builds under the same load generator.
     #[arg(long, env = "WCP_BENCH_WCP", value_name = "PATH")]
     wcp: Option<PathBuf>,
+    /// Serve from this PostgreSQL database instead of SQLite in the data
+    /// directory (`postgres://user@host:port/db`; a fresh one per run, as
+    /// the data directory is).
+    #[arg(
+        long,
+        env = "WCP_BENCH_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -103,13 +113,21 @@ async fn run(options: Options) -> ExitCode {
         .wcp
         .clone()
         .unwrap_or_else(|| PathBuf::from(server::BUILT_WCP));
-    let wcp = process::wcp(&binary, options.data_in.as_deref()).await;
+    let wcp = process::wcp(
+        &binary,
+        options.data_in.as_deref(),
+        options.database_url.as_deref(),
+    )
+    .await;
+    let store = match &options.database_url {
+        Some(_) => "PostgreSQL".to_owned(),
+        None => format!("SQLite in {}", wcp.data_dir().display()),
+    };
     eprintln!(
-        "{} serve (pid {}) ready on {} with the example policies, data in {}",
+        "{} serve (pid {}) ready on {} with the example policies, store {store}",
         binary.display(),
         wcp.pid(),
         wcp.address,
-        wcp.data_dir().display()
     );
     eprintln!("phase 1/4: closed loop against wcp ...");
     let window = Window::after(warmup, duration);

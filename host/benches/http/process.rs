@@ -15,13 +15,16 @@ use crate::{bare, stateless};
 /// directory (made in `data_in`, else the system's temporary directory) and
 /// no `--policy-dir`, so it seeds and serves the example policies, and
 /// waits until it is ready.
-pub async fn wcp(wcp: &Path, data_in: Option<&Path>) -> Server {
+pub async fn wcp(wcp: &Path, data_in: Option<&Path>, database_url: Option<&str>) -> Server {
     let data = match data_in {
         Some(parent) => tempfile::tempdir_in(parent),
         None => tempfile::tempdir(),
     }
     .expect("cannot make a temporary data directory");
-    let command = wcp_serve(wcp, data.path());
+    let mut command = wcp_serve(wcp, data.path());
+    if let Some(url) = database_url {
+        command.env("WCP_DATABASE_URL", url);
+    }
     let server = Server::spawn(command, WCP_LISTENING, Some(data), None);
     server.wait_ready(Duration::from_millis(50)).await;
     server

@@ -89,8 +89,9 @@ impl Answer {
     }
 }
 
-/// Whether this test binary runs on PostgreSQL: the `*_on_postgres`
-/// targets of host/Cargo.toml are the same test files again.
+/// Whether this test binary runs on PostgreSQL. `tests/<name>_on_postgres.rs`
+/// are symbolic links to `tests/<name>.rs`: the same tests, built a second
+/// time under a name that puts their stores on PostgreSQL.
 pub const ON_POSTGRES: bool = on_postgres_name(env!("CARGO_CRATE_NAME").as_bytes());
 
 /// Whether `name` ends in `_on_postgres` (`ends_with` is not `const`).

@@ -27,17 +27,32 @@ pub fn parse_response(text: &str) -> (u16, String) {
 /// Sends one request with a JSON `body` (`""`: none) on a connection of
 /// its own, and returns (status, body) once the server closes it.
 pub fn send(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
+    try_send(address, method, path, body).unwrap()
+}
+
+/// As [`send`], for a server that may be gone: a refused connection, or one
+/// closed before a whole response head, is an error.
+pub fn try_send(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: wcp\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    parse_response(&text)
+    stream.read_to_string(&mut text)?;
+    if !text.starts_with("HTTP/1.1 ") || !text.contains("\r\n\r\n") {
+        return Err(std::io::Error::other(format!(
+            "no whole response: {text:?}"
+        )));
+    }
+    Ok(parse_response(&text))
 }
 
 /// Keeps every line `child` (a `wcp serve` with piped stderr) logs, and

@@ -1,15 +1,21 @@
 //! The audit chains in SQL, as the SQLite backend's `audit` module has
-//! them. The caller holds the chain's advisory lock while appending
-//! (`conn`), so two replicas never take the same head.
+//! them. An append takes the chain's advisory lock with its head, so two
+//! replicas never take the same head.
 
 use tokio_postgres::types::ToSql;
 
-use super::conn::{PgConn, col, unsigned};
+use super::conn::{Deferred, PgConn, col, unsigned};
 use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
 use crate::store::StoreError;
 use crate::store::columns::AUDIT as COLUMNS;
 use crate::store::columns::audit_entry as decode;
 use crate::store::rows::AuditFilter;
+
+/// Inserts one entry; `$8` (the workflow) also gives its `wid`.
+const INSERT: &str = "INSERT INTO audit_log (chain, seq, at, tenant, org, actor, kind, workflow_id,
+        step_id, decision, reason, details, prev_hash, hash, wid)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+            (SELECT wid FROM workflows WHERE workflow_id = $8))";
 
 /// Entries a chain walk reads at a time.
 const VERIFY_PAGE: i64 = 1_000;
@@ -18,17 +24,22 @@ const VERIFY_PAGE: i64 = 1_000;
 /// the head's hash.
 pub(super) fn append(
     tx: &PgConn,
-    chain: &str,
+    lock: (i32, &str),
     record: AuditRecord,
 ) -> Result<AuditEntry, StoreError> {
+    let chain = lock.1;
     if record.tenant != chain {
         return Err(StoreError::wrong_chain(chain, &record.tenant));
     }
-    let head = tx.query_opt(
-        "SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
-        &[&chain],
-        "reading the audit chain's head",
-    )?;
+    let head = tx
+        .query_locked(
+            lock,
+            "SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
+            &[&chain],
+            "reading the audit chain's head",
+        )?
+        .into_iter()
+        .next();
     let (last_seq, prev_hash) = match head {
         Some(row) => (col::<i64>(&row, 0)?, col::<String>(&row, 1)?),
         None => (0, GENESIS_HASH.to_owned()),
@@ -41,29 +52,28 @@ pub(super) fn append(
             detail: error.to_string(),
         })?;
     let decision = entry.record.decision.map(|d| d.as_str());
-    tx.execute(
-        "INSERT INTO audit_log (chain, seq, at, tenant, org, actor, kind, workflow_id, step_id,
-                                decision, reason, details, prev_hash, hash, wid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                 (SELECT wid FROM workflows WHERE workflow_id = $8))",
-        &[
-            &chain,
-            &(last_seq + 1),
-            &entry.record.at,
-            &entry.record.tenant,
-            &entry.record.org,
-            &entry.record.actor,
-            &entry.record.kind,
-            &entry.record.workflow_id,
-            &entry.record.step_id,
-            &decision,
-            &entry.record.reason,
-            &details,
-            &entry.prev_hash,
-            &entry.hash,
+    // Deferred: the insert goes out with the COMMIT (or the next
+    // statement), so the chain's lock is held one round trip less.
+    let text = |value: &Option<String>| value.clone();
+    tx.defer(Deferred::Insert {
+        sql: INSERT,
+        args: vec![
+            Box::new(chain.to_owned()),
+            Box::new(last_seq + 1),
+            Box::new(entry.record.at.clone()),
+            Box::new(entry.record.tenant.clone()),
+            Box::new(entry.record.org.clone()),
+            Box::new(entry.record.actor.clone()),
+            Box::new(entry.record.kind.clone()),
+            Box::new(text(&entry.record.workflow_id)),
+            Box::new(text(&entry.record.step_id)),
+            Box::new(decision),
+            Box::new(text(&entry.record.reason)),
+            Box::new(details),
+            Box::new(entry.prev_hash.clone()),
+            Box::new(entry.hash.clone()),
         ],
-        "appending an audit entry",
-    )?;
+    });
     Ok(entry)
 }
 

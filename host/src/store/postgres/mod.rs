@@ -106,7 +106,7 @@ impl Postgres {
         config.connect_timeout(CONNECT_TIMEOUT);
         let target = describe(&config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name(THREAD_NAME)
             .enable_all()
             .build()
@@ -194,11 +194,17 @@ impl Postgres {
                     Err(error @ StoreError::Unavailable(_)) => (Err(E::from(error)), true),
                     Err(error) => (Err(E::from(StoreError::Commit(error.to_string()))), true),
                 },
-                Ok(Err(error)) => (Err(error), tx.batch("ROLLBACK", "rolling back").is_err()),
-                Err(_) => (
-                    Err(E::from(StoreError::JobPanicked)),
-                    tx.batch("ROLLBACK", "rolling back").is_err(),
-                ),
+                Ok(Err(error)) => {
+                    tx.discard();
+                    (Err(error), tx.batch("ROLLBACK", "rolling back").is_err())
+                }
+                Err(_) => {
+                    tx.discard();
+                    (
+                        Err(E::from(StoreError::JobPanicked)),
+                        tx.batch("ROLLBACK", "rolling back").is_err(),
+                    )
+                }
             }
         };
         if unusable {
