@@ -621,3 +621,104 @@ async fn requests_get_503_while_the_database_is_down_and_recover_after() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json()["decision"], "allow");
 }
+
+#[test]
+fn wcp_store_copy_moves_a_sqlite_deployment_into_postgres_and_verifies_it() {
+    // A SQLite deployment with workflows, a checkpointed step and a chain.
+    let dir = tempfile::tempdir().unwrap();
+    let source = Store::open(dir.path()).unwrap();
+    insert(&source, workflow("wf_a", "acme", T0));
+    insert(&source, workflow("wf_b", "acme", T1));
+    let step = full_step();
+    let saved = step.clone();
+    let checkpoint = source
+        .submit(move |tx| {
+            tx.save_step(&saved)?;
+            tx.upsert_checkpoint(
+                &saved,
+                CheckpointOwner {
+                    actor: "gate",
+                    at: T0,
+                },
+            )
+        })
+        .unwrap();
+    for n in 0..4 {
+        let entry = record("acme", Some("wf_a"), n);
+        source
+            .submit(move |tx| tx.append_audit("acme", entry))
+            .unwrap();
+    }
+    source.close();
+
+    let url = postgres::database();
+    let copy = |to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wcp"))
+            .args(["store", "copy", "--from"])
+            .arg(dir.path())
+            .args(["--to", to])
+            .output()
+            .unwrap()
+    };
+    let out = copy(&url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("copied 2 rows of workflows"), "{stdout}");
+    assert!(
+        stdout.contains("copied 1 rows of workflow_steps"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok: chain acme, 4 entries"), "{stdout}");
+
+    // The copy serves as the original did, and goes on from it.
+    let target = Store::open_postgres(&url).unwrap();
+    let (found, stored, ckpt, chain) = target
+        .read(move |conn| {
+            Ok((
+                conn.find_workflow("wf_a", "acme", "default")?,
+                conn.find_step("wf_a", "s1")?,
+                conn.find_checkpoint("wf_a", checkpoint)?,
+                conn.audit_entries("acme", &host::store::AuditFilter::default())?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(found, Some(workflow("wf_a", "acme", T0)));
+    assert_eq!(stored, Some(step));
+    assert!(ckpt.is_some(), "checkpoint ids are kept");
+    assert_eq!(chain.1, 4);
+    insert(&target, workflow("wf_c", "acme", T1));
+    let next = record("acme", None, 9);
+    let entry = target
+        .submit(move |tx| tx.append_audit("acme", next))
+        .unwrap();
+    assert_eq!(entry.seq, 5, "the chain goes on from the copied head");
+    let mut later = StepRow::new("wf_c", "s1", 1, Verdict::Allow, T1);
+    later.step_type = "llm_call".into();
+    later.gate_count = 1;
+    let saved = later.clone();
+    let id = target
+        .submit(move |tx| {
+            tx.save_step(&saved)?;
+            tx.upsert_checkpoint(
+                &saved,
+                CheckpointOwner {
+                    actor: "gate",
+                    at: T1,
+                },
+            )
+        })
+        .unwrap();
+    assert!(id > checkpoint, "new checkpoint ids follow the copied ones");
+
+    // A target that already holds data is refused, and keeps what it had.
+    let out = copy(&url);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already holds"), "{stderr}");
+    let count = postgres::cluster().sql(&url, "SELECT count(*) FROM workflows");
+    assert_eq!(count, "3");
+}

@@ -7,6 +7,7 @@
 mod audit;
 mod policy;
 mod serve;
+mod store;
 mod tenants;
 
 use std::ffi::OsString;
@@ -36,6 +37,9 @@ enum Command {
     /// Hash client secrets and check tenants files, for tenants mode.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
+    /// Move the store between backends.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// A failure the user can fix, printed as `error: <message>`, exit code 2.
@@ -72,6 +76,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Tenants(command) => {
             init_logging();
             tenants::run(command)
+        }
+        Command::Store(command) => {
+            init_logging();
+            store::run(command)
         }
     };
     match result {

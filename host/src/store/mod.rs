@@ -40,6 +40,7 @@
 //! await `submit_async` and `read_async` either way.
 
 mod columns;
+pub mod copy;
 mod error;
 pub mod postgres;
 mod rows;

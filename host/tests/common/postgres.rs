@@ -95,9 +95,15 @@ impl Cluster {
     pub fn start(durable: bool) -> Cluster {
         let bin = bin_dir();
         let user = is_root().then_some("postgres");
+        // As root the cluster's user must reach its directory: /tmp is
+        // open to every user, whatever TMPDIR says.
+        let parent = match user {
+            Some(_) => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
         let dir = tempfile::Builder::new()
             .prefix("wcp-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("a temporary directory")
             .keep();
         if let Some(user) = user {

@@ -4,7 +4,8 @@
 
 use tokio_postgres::types::ToSql;
 
-use super::conn::{Deferred, PgConn, col, unsigned};
+use super::conn::{Deferred, PgConn};
+use super::values::{col, unsigned};
 use crate::audit::{AuditEntry, AuditRecord, ChainVerifier, GENESIS_HASH, VerifyReport};
 use crate::store::StoreError;
 use crate::store::columns::AUDIT as COLUMNS;

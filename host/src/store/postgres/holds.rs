@@ -6,8 +6,9 @@
 
 use tokio_postgres::types::ToSql;
 
-use super::conn::{PgConn, col, small, unsigned};
+use super::conn::PgConn;
 use super::steps::{self, WID};
+use super::values::{col, small, unsigned};
 use crate::store::StoreError;
 use crate::store::columns::CHECKPOINT as CHECKPOINT_COLUMNS;
 use crate::store::columns::checkpoint as decode_checkpoint;

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use tokio::runtime::Handle;
 
-use super::conn::{PgConn, col, failed};
+use super::conn::PgConn;
+use super::values::{col, failed};
 use crate::store::StoreError;
 
 /// Every schema version in order; index 0 takes an empty database to v1.

@@ -5,9 +5,11 @@
 //! - `migrations`: the schema's versions, SQL files under `migrations/`,
 //!   applied under an advisory lock so replicas starting together migrate
 //!   once.
-//! - `conn`: [`StoreRead`](crate::store::StoreRead) and
-//!   [`StoreWrite`](crate::store::StoreWrite) for a pooled connection in a
-//!   transaction, and the locks that make them safe with many writers.
+//! - `conn`: a pooled connection in a transaction, and its statements.
+//! - `backend`: [`StoreRead`](crate::store::StoreRead) and
+//!   [`StoreWrite`](crate::store::StoreWrite) for it, and the locks that
+//!   make them safe with many writers.
+//! - `values`: the driver's errors and values as the store's.
 //! - `workflows`, `steps`, `holds`, `audit`: the SQL of each table group.
 //!
 //! **Driver.** tokio-postgres with deadpool-postgres: the driver the
@@ -26,10 +28,13 @@
 //! and its count agree.
 
 mod audit;
+mod backend;
 mod conn;
 mod holds;
+mod import;
 mod migrations;
 mod steps;
+mod values;
 mod workflows;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use super::conn::{PgConn, col, signed, small};
+use super::conn::PgConn;
+use super::values::{col, signed, small};
 use crate::store::StoreError;
 pub(super) use crate::store::columns::step as decode;
 pub(super) use crate::store::columns::{STEP as COLUMNS, STEP_WIDTH as WIDTH};

@@ -5,7 +5,8 @@
 
 use tokio_postgres::types::ToSql;
 
-use super::conn::{PgConn, col, signed, small, unsigned};
+use super::conn::PgConn;
+use super::values::{col, signed, small, unsigned};
 use crate::store::StoreError;
 use crate::store::columns::WORKFLOW as COLUMNS;
 use crate::store::columns::{end_reasons, workflow as decode};

@@ -28,6 +28,7 @@ pub mod audit;
 mod backend;
 pub mod checkpoints;
 mod error;
+mod export;
 mod migrations;
 #[cfg(test)]
 mod query_plans;
@@ -44,6 +45,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::SqlContext;
+pub use export::export;
 pub use migrations::SCHEMA_VERSION;
 use readers::ReadPool;
 pub use writer::Writer;
@@ -138,6 +140,12 @@ impl Sqlite {
 /// verify`): creates nothing, migrates nothing, and refuses a database with
 /// no schema or a newer one. Each read is its own snapshot.
 pub fn open_read_only(data_dir: &Path) -> Result<Box<ReadTx<'static>>, StoreError> {
+    Ok(Box::new(open_existing(data_dir)?.0))
+}
+
+/// A read-only connection to `<data_dir>/wcp.db`, which must exist and
+/// hold a schema this binary reads, and that schema's version.
+fn open_existing(data_dir: &Path) -> Result<(Connection, i64), StoreError> {
     if !data_dir.is_dir() {
         return Err(StoreError::Missing {
             what: "data directory",
@@ -155,8 +163,8 @@ pub fn open_read_only(data_dir: &Path) -> Result<Box<ReadTx<'static>>, StoreErro
         path: path.clone(),
         source: Box::new(source),
     })?;
-    migrations::check_readable(&conn, &path)?;
-    Ok(Box::new(conn))
+    let version = migrations::check_readable(&conn, &path)?;
+    Ok((conn, version))
 }
 
 fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
