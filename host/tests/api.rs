@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::sync::{Arc, LazyLock};
@@ -71,7 +73,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     Fixture {
         runtime: Arc::new(runtime),
         set,
-        store: Store::open(data.path()).unwrap(),
+        store: common::open_store(data.path()).0,
         _data: data,
     }
 });

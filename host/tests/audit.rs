@@ -7,8 +7,6 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use host::store::DB_FILE;
-
 mod common;
 
 use common::*;
@@ -200,13 +198,7 @@ async fn verify_reports_the_first_entry_edited_by_hand() {
     );
 
     // Someone with the database file drops the guard and rewrites history.
-    let conn = rusqlite::Connection::open(app.data.path().join(DB_FILE)).unwrap();
-    conn.execute_batch(
-        "DROP TRIGGER audit_log_no_update;
-         UPDATE audit_log SET actor = 'someone-else' WHERE chain = 'community' AND seq = 3;",
-    )
-    .unwrap();
-    drop(conn);
+    app.database.tamper_with_audit("community", 3);
 
     let answer = app.get("/api/v1/audit/verify").await;
     assert_eq!(answer.status, StatusCode::OK);

@@ -10,33 +10,14 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use host::store::DB_FILE;
-
 mod common;
 
 use common::*;
 
-/// Every row of every table, as text: equal snapshots mean nothing was
-/// written. Checkpoints live in `workflow_steps`, their id counter in
-/// `counters`.
+/// Every row the store keeps, as text: equal snapshots mean nothing was
+/// written.
 fn snapshot(app: &App) -> String {
-    let conn = rusqlite::Connection::open(app.data.path().join(DB_FILE)).unwrap();
-    let mut out = String::new();
-    for table in ["workflows", "workflow_steps", "counters", "audit_log"] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
-            .unwrap();
-        let width = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            out.push_str(table);
-            for index in 0..width {
-                out.push_str(&format!(" {:?}", row.get_ref(index).unwrap()));
-            }
-            out.push('\n');
-        }
-    }
-    out
+    app.database.dump()
 }
 
 /// A deterministic byte source (xorshift64*), so a failure replays.

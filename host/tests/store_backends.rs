@@ -580,9 +580,11 @@ fn wcp_audit_verify_reads_a_postgres_database() {
 async fn requests_get_503_while_the_database_is_down_and_recover_after() {
     use axum::http::{Method, StatusCode};
     let cluster = postgres::Cluster::start(false);
-    let store = Store::open_postgres(&cluster.create_database()).unwrap();
+    let url = cluster.create_database();
+    let store = Store::open_postgres(&url).unwrap();
     let app = common::app_on(
         store,
+        common::Database::Postgres(url),
         tempfile::tempdir().unwrap(),
         host::config::ServeConfig::default(),
     );

@@ -65,7 +65,7 @@ impl Live {
         let policies = tempfile::tempdir().unwrap();
         setup(policies.path());
         let data = tempfile::tempdir().unwrap();
-        let store = super::open_store(data.path());
+        let (store, database) = super::open_store(data.path());
         let config = ServeConfig {
             policy_dir: policies.path().to_owned(),
             data_dir: data.path().to_owned(),
@@ -85,6 +85,7 @@ impl Live {
                 router: api::app(state.clone()),
                 store,
                 data,
+                database,
             },
             state,
             policies,

@@ -75,6 +75,79 @@ pub struct App {
     pub router: Router,
     pub store: Store,
     pub data: tempfile::TempDir,
+    pub database: Database,
+}
+
+/// Where a test's store keeps its rows, for tests that look at them raw.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `wcp.db` in the data directory.
+    Sqlite(std::path::PathBuf),
+    /// A database of the binary's private PostgreSQL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Every row the store keeps, as text: equal dumps mean nothing was
+    /// written. Checkpoint ids come from a counter row (SQLite) or a
+    /// sequence (PostgreSQL), which is dumped too.
+    pub fn dump(&self) -> String {
+        match self {
+            Database::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                let mut out = String::new();
+                for table in ["workflows", "workflow_steps", "counters", "audit_log"] {
+                    let mut stmt = conn
+                        .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+                        .unwrap();
+                    let width = stmt.column_count();
+                    let mut rows = stmt.query([]).unwrap();
+                    while let Some(row) = rows.next().unwrap() {
+                        out.push_str(table);
+                        for index in 0..width {
+                            out.push_str(&format!(" {:?}", row.get_ref(index).unwrap()));
+                        }
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+            Database::Postgres(url) => [
+                "SELECT * FROM workflows ORDER BY wid",
+                "SELECT * FROM workflow_steps ORDER BY wid, step_id",
+                "SELECT last_value, is_called FROM checkpoint_ids",
+                "SELECT * FROM audit_log ORDER BY chain, seq",
+            ]
+            .iter()
+            .map(|query| postgres::cluster().sql(url, query))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        }
+    }
+
+    /// Rewrites the `actor` of audit entry `seq` of `chain` behind the
+    /// store's back, as someone with the database could.
+    pub fn tamper_with_audit(&self, chain: &str, seq: u64) {
+        match self {
+            Database::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch(&format!(
+                    "DROP TRIGGER audit_log_no_update;
+                     UPDATE audit_log SET actor = 'someone-else' WHERE chain = '{chain}' AND seq = {seq};"
+                ))
+                .unwrap();
+            }
+            Database::Postgres(url) => {
+                postgres::cluster().sql(
+                    url,
+                    &format!(
+                        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change;
+                         UPDATE audit_log SET actor = 'someone-else' WHERE chain = '{chain}' AND seq = {seq};"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 pub struct Answer {
@@ -113,22 +186,30 @@ const fn on_postgres_name(name: &[u8]) -> bool {
 
 /// A test's store: SQLite in `data`, or, in the `*_on_postgres` test
 /// binaries, a new database of the binary's private PostgreSQL.
-pub fn open_store(data: &std::path::Path) -> Store {
+pub fn open_store(data: &std::path::Path) -> (Store, Database) {
     if ON_POSTGRES {
-        Store::open_postgres(&postgres::database()).unwrap()
+        let url = postgres::database();
+        (Store::open_postgres(&url).unwrap(), Database::Postgres(url))
     } else {
-        Store::open(data).unwrap()
+        let store = Store::open(data).unwrap();
+        (store, Database::Sqlite(data.join(host::store::DB_FILE)))
     }
 }
 
 pub fn app_with(config: ServeConfig) -> App {
     let data = tempfile::tempdir().unwrap();
-    let store = open_store(data.path());
-    app_on(store, data, config)
+    let (store, database) = open_store(data.path());
+    app_on(store, database, data, config)
 }
 
-/// A router over `store`, with `data` as its data directory.
-pub fn app_on(store: Store, data: tempfile::TempDir, config: ServeConfig) -> App {
+/// A router over `store`, kept in `database`, with `data` as its data
+/// directory.
+pub fn app_on(
+    store: Store,
+    database: Database,
+    data: tempfile::TempDir,
+    config: ServeConfig,
+) -> App {
     let state = AppState::new(
         config,
         Arc::clone(&FIXTURE.runtime),
@@ -141,6 +222,7 @@ pub fn app_on(store: Store, data: tempfile::TempDir, config: ServeConfig) -> App
         router: api::app(state),
         store,
         data,
+        database,
     }
 }
 
