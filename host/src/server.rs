@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -62,14 +63,7 @@ pub async fn run(
     // The store opens (and migrates) before anything is served: every
     // `/api/v1/` workflow route needs it, and a database that cannot be
     // opened must stop the server, not answer 500s.
-    let data_dir = config.data_dir.clone();
-    let database_url = config.database_url.clone();
-    let store = tokio::task::spawn_blocking(move || match database_url {
-        Some(url) => Store::open_postgres(url.expose()),
-        None => Store::open(&data_dir),
-    })
-    .await
-    .map_err(|error| std::io::Error::other(error.to_string()))??;
+    let store = open_store(&config).await?;
     let tenants_reloader = match &auth {
         Authenticator::Tenants(tenants) => {
             let tenants = Arc::clone(tenants);
@@ -118,6 +112,36 @@ pub async fn run(
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long `wcp serve` waits between attempts to reach a database that
+/// does not answer yet, at most.
+const DATABASE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Opens the store of `config`. A PostgreSQL database that does not answer
+/// yet (a replica started before it, or while it restarts) is waited for,
+/// with a warning at each attempt; any other failure (a wrong password, a
+/// schema from a newer `wcp`) stops the start.
+async fn open_store(config: &ServeConfig) -> Result<Store, ServerError> {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let data_dir = config.data_dir.clone();
+        let database_url = config.database_url.clone();
+        let opened = tokio::task::spawn_blocking(move || match database_url {
+            Some(url) => Store::open_postgres(url.expose()),
+            None => Store::open(&data_dir),
+        })
+        .await
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+        match opened {
+            Err(StoreError::Unavailable(error)) => {
+                tracing::warn!(%error, retry_in = ?pause, "waiting for the database");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(DATABASE_RETRY_MAX);
+            }
+            opened => return Ok(opened?),
+        }
+    }
 }
 
 /// Community mode, or tenants mode from the `--tenants` file: a file that

@@ -35,6 +35,13 @@ impl Replica {
     /// Starts a replica on `url` over `policies`, with `args`, and waits
     /// until `/ready` answers 200.
     fn start(url: &str, policies: &Path, args: &[&str]) -> Replica {
+        let replica = Replica::spawn(url, policies, args);
+        replica.wait_ready();
+        replica
+    }
+
+    /// Starts a replica and waits only for its listening line.
+    fn spawn(url: &str, policies: &Path, args: &[&str]) -> Replica {
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_wcp"))
             .arg("serve")
@@ -53,22 +60,44 @@ impl Replica {
             .spawn()
             .unwrap();
         let (address, log) = wire::listening(&mut child, DEADLINE);
-        let replica = Replica {
+        Replica {
             child,
             address,
             log,
             _data: data,
-        };
+        }
+    }
+
+    /// Waits until `/ready` answers 200.
+    fn wait_ready(&self) {
         let deadline = Instant::now() + DEADLINE;
-        while replica.send("GET", "/ready", "").0 != 200 {
+        while self.send("GET", "/ready", "").0 != 200 {
             assert!(
                 Instant::now() < deadline,
                 "never ready: {:?}",
-                replica.log.lock().unwrap()
+                self.log.lock().unwrap()
             );
             thread::sleep(Duration::from_millis(20));
         }
-        replica
+    }
+
+    /// Waits until the replica has logged a line containing `needle`.
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(needle))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "never logged {needle:?}: {:?}",
+                self.log.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn send(&self, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -353,4 +382,52 @@ fn sigkill_of_a_replica_under_load_loses_no_acknowledged_write() {
     }
     let verified = r[2].expect(200, "GET", "/api/v1/audit/verify", Value::Null);
     assert_eq!(verified["valid"], true, "{verified}");
+}
+
+#[test]
+fn a_replica_started_before_its_database_waits_for_it_but_a_wrong_database_stops_it() {
+    // This test's own cluster: it is stopped while a replica starts.
+    let cluster = postgres::Cluster::start(false);
+    let url = cluster.create_database();
+    let policies = common::tool_approval_dir();
+    cluster.stop();
+    let replica = Replica::spawn(&url, policies.path(), &[]);
+    replica.wait_for_log("waiting for the database");
+    cluster.resume();
+    replica.wait_ready();
+    let id = replica.create("late");
+    let gate = replica.gate(&id, "s1", json!({"step_type": "llm_call"}));
+    assert_eq!(gate["decision"], "allow", "{gate}");
+
+    // A database that is not there is a mistake to fix, not a wait.
+    let missing = format!("{}/no_such_database", url.rsplit_once('/').unwrap().0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wcp"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &missing,
+        ])
+        .arg("--policy-dir")
+        .arg(policies.path())
+        .env_remove("WCP_DATABASE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wcp serve kept waiting for a database that does not exist");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no_such_database"), "{stderr}");
 }

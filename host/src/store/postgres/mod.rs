@@ -162,10 +162,7 @@ impl Postgres {
         &self,
         work: impl FnOnce(&deadpool_postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let client = self
-            .handle
-            .block_on(self.pool.get())
-            .map_err(|error| StoreError::Unavailable(Box::new(error)))?;
+        let client = self.handle.block_on(self.pool.get()).map_err(pool_failed)?;
         work(&client)
     }
 
@@ -187,7 +184,7 @@ impl Postgres {
         let client = self
             .handle
             .block_on(self.pool.get())
-            .map_err(|error| E::from(StoreError::Unavailable(Box::new(error))))?;
+            .map_err(|error| E::from(pool_failed(error)))?;
         let (result, unusable) = {
             let tx = PgConn::new(&client, &self.handle, Mode::Write);
             tx.batch("BEGIN", "starting a transaction")?;
@@ -289,6 +286,18 @@ fn blocking<T: Send>(work: impl FnOnce() -> T + Send) -> T {
         Ok(value) => value,
         Err(panic) => std::panic::resume_unwind(panic),
     })
+}
+
+/// A connection the pool could not give: the server refusing it for a
+/// reason (a wrong password, no such database) is that error; no answer
+/// at all, or a wait past the timeout, is the database being unavailable.
+fn pool_failed(error: deadpool_postgres::PoolError) -> StoreError {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => {
+            values::failed("connecting to the database", error)
+        }
+        other => StoreError::Unavailable(Box::new(other)),
+    }
 }
 
 /// `postgres://user@host:port/db` of `config`: what the startup log and

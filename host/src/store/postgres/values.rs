@@ -17,6 +17,13 @@ pub(super) fn failed(context: &'static str, error: tokio_postgres::Error) -> Sto
         && unavailable_code(code)
     {
         StoreError::Unavailable(Box::new(error))
+    } else if let Some(db) = error.as_db_error() {
+        // The server's own message ("database … does not exist"): the
+        // driver's error says only "db error".
+        StoreError::Database {
+            context,
+            source: Box::new(db.clone()),
+        }
     } else {
         StoreError::Database {
             context,
