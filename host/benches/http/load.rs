@@ -167,9 +167,10 @@ pub enum Pace {
 }
 
 /// Runs `clients` simulated clients, each looping whole workflows against
-/// `wcp` at `address` until the window ends, and merges what they saw.
+/// one of the `wcp` replicas at `addresses` (spread evenly) until the
+/// window ends, and merges what they saw.
 pub async fn workflows(
-    address: SocketAddr,
+    addresses: &[SocketAddr],
     clients: usize,
     pace: Pace,
     window: Window,
@@ -179,10 +180,12 @@ pub async fn workflows(
         Pace::Closed => Vec::new(),
         Pace::Open(rate) => pacer(clients, rate, window),
     };
+    // Client n talks to server n mod the servers, all the run.
     let tasks: Vec<_> = (0..clients)
-        .map(|_| {
+        .map(|n| {
             let workload = Arc::clone(&workload);
             let schedule = slots.pop();
+            let address = addresses[n % addresses.len()];
             tokio::spawn(workflow_client(address, window, schedule, workload))
         })
         .collect();

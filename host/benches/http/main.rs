@@ -13,8 +13,13 @@
 //!    same gate parsing and example policies through the same runtime, no
 //!    store): gates/s, and the ratio `wcp gates/s ÷ stateless gates/s`,
 //!    the cost of durability and workflow state.
+//! 5. With `--database-url`: `wcp serve` on that PostgreSQL database in a
+//!    closed loop; its gates/s is reported as a share of SQLite's from
+//!    phase 1 (target: half).
+//! 6. Open loop against it at half that rate (p99 against 10 ms).
+//! 7. Two replicas on the database, with the clients spread over them.
 //!
-//! Both servers are child processes on the same machine as the load
+//! All servers are child processes on the same machine as the load
 //! generator, which competes with them for the cores. The closed-loop
 //! phases also report the CPU time each side spent per request.
 //!
@@ -65,9 +70,9 @@ struct Options {
     /// compares two builds under the same load generator.
     #[arg(long, env = "WCP_BENCH_WCP", value_name = "PATH")]
     wcp: Option<PathBuf>,
-    /// Serve from this PostgreSQL database instead of SQLite in the data
-    /// directory (`postgres://user@host:port/db`; a fresh one per run, as
-    /// the data directory is).
+    /// Also run the workload on this PostgreSQL database, after the SQLite
+    /// phases: one replica, then two with the clients spread over them
+    /// (`postgres://user@host:port/db`; give a fresh one per run).
     #[arg(
         long,
         env = "WCP_BENCH_DATABASE_URL",
@@ -113,27 +118,20 @@ async fn run(options: Options) -> ExitCode {
         .wcp
         .clone()
         .unwrap_or_else(|| PathBuf::from(server::BUILT_WCP));
-    let wcp = process::wcp(
-        &binary,
-        options.data_in.as_deref(),
-        options.database_url.as_deref(),
-    )
-    .await;
-    let store = match &options.database_url {
-        Some(_) => "PostgreSQL".to_owned(),
-        None => format!("SQLite in {}", wcp.data_dir().display()),
-    };
+    let wcp = process::wcp(&binary, options.data_in.as_deref(), None).await;
     eprintln!(
-        "{} serve (pid {}) ready on {} with the example policies, store {store}",
+        "{} serve (pid {}) ready on {} with the example policies, data in {}",
         binary.display(),
         wcp.pid(),
         wcp.address,
+        wcp.data_dir().display()
     );
-    eprintln!("phase 1/4: closed loop against wcp ...");
+    let phases = if options.database_url.is_some() { 7 } else { 4 };
+    eprintln!("phase 1/{phases}: closed loop against wcp ...");
     let window = Window::after(warmup, duration);
     let peak_cpu = cpu::measure(wcp.pid(), window);
     let peak = load::workflows(
-        wcp.address,
+        &[wcp.address],
         clients,
         Pace::Closed,
         window,
@@ -146,11 +144,11 @@ async fn run(options: Options) -> ExitCode {
     report::cpu_line(peak_cpu, &peak);
 
     let half = peak_rate / 2.0;
-    eprintln!("phase 2/4: open loop against wcp at {half:.0} gates/s ...");
+    eprintln!("phase 2/{phases}: open loop against wcp at {half:.0} gates/s ...");
     let window = Window::after(warmup, duration);
     let paced = if half > 0.0 {
         load::workflows(
-            wcp.address,
+            &[wcp.address],
             clients,
             Pace::Open(half),
             window,
@@ -166,7 +164,7 @@ async fn run(options: Options) -> ExitCode {
 
     let bare = process::bare();
     eprintln!(
-        "phase 3/4: closed loop against the bare axum handler on {} ...",
+        "phase 3/{phases}: closed loop against the bare axum handler on {} ...",
         bare.address
     );
     let window = Window::after(warmup, duration);
@@ -182,12 +180,12 @@ async fn run(options: Options) -> ExitCode {
 
     let stateless = process::stateless();
     eprintln!(
-        "phase 4/4: closed loop against the stateless decision server on {} ...",
+        "phase 4/{phases}: closed loop against the stateless decision server on {} ...",
         stateless.address
     );
     let window = Window::after(warmup, duration);
     let stateless_cpu = cpu::measure(stateless.pid(), window);
-    let decisions = load::bare(stateless.address, clients, window, workload).await;
+    let decisions = load::bare(stateless.address, clients, window, Arc::clone(&workload)).await;
     let stateless_cpu = stateless_cpu.await.ok().flatten();
     eprintln!("  {}", report::line(&decisions, duration, "gates"));
     report::cpu_line(stateless_cpu, &decisions);
@@ -206,5 +204,74 @@ async fn run(options: Options) -> ExitCode {
         stateless_cpu,
         wcp_warnings,
     };
-    summary.print()
+    let code = summary.print();
+    if let Some(url) = &options.database_url {
+        let replicas = postgres_phases(&binary, url, &options, warmup, duration, workload).await;
+        report::postgres_rows(&summary, &replicas);
+    }
+    code
+}
+
+/// Phases 5-7: the same workload on PostgreSQL at `url`, one replica in a
+/// closed loop and at half its peak, then two replicas on the database
+/// with the clients spread over them.
+async fn postgres_phases(
+    binary: &std::path::Path,
+    url: &str,
+    options: &Options,
+    warmup: Duration,
+    duration: Duration,
+    workload: Arc<Workload>,
+) -> report::Replicas {
+    let clients = options.clients.max(1);
+    let first = process::wcp(binary, options.data_in.as_deref(), Some(url)).await;
+    eprintln!("phase 5/7: closed loop against one replica on PostgreSQL ...");
+    let window = Window::after(warmup, duration);
+    let one_cpu = cpu::measure(first.pid(), window);
+    let one = load::workflows(
+        &[first.address],
+        clients,
+        Pace::Closed,
+        window,
+        Arc::clone(&workload),
+    )
+    .await;
+    let one_cpu = one_cpu.await.ok().flatten();
+    eprintln!("  {}", report::line(&one, duration, "gates"));
+    report::cpu_line(one_cpu, &one);
+    let half = one.gates() as f64 / duration.as_secs_f64() / 2.0;
+    eprintln!("phase 6/7: open loop against one replica at {half:.0} gates/s ...");
+    let window = Window::after(warmup, duration);
+    let paced = if half > 0.0 {
+        load::workflows(
+            &[first.address],
+            clients,
+            Pace::Open(half),
+            window,
+            Arc::clone(&workload),
+        )
+        .await
+    } else {
+        load::Tally::new()
+    };
+    eprintln!("  {}", report::line(&paced, duration, "gates"));
+    let second = process::wcp(binary, options.data_in.as_deref(), Some(url)).await;
+    eprintln!("phase 7/7: closed loop against two replicas on PostgreSQL, clients spread ...");
+    let window = Window::after(warmup, duration);
+    let two = load::workflows(
+        &[first.address, second.address],
+        clients,
+        Pace::Closed,
+        window,
+        workload,
+    )
+    .await;
+    eprintln!("  {}", report::line(&two, duration, "gates"));
+    report::Replicas {
+        one,
+        one_cpu,
+        half_rate: half,
+        paced,
+        two,
+    }
 }

@@ -184,3 +184,66 @@ impl Summary {
         ExitCode::FAILURE
     }
 }
+
+/// What phases 5-7 measured on PostgreSQL.
+#[derive(Debug)]
+pub struct Replicas {
+    /// Phase 5: closed loop against one replica.
+    pub one: Tally,
+    /// Phase 5's CPU use.
+    pub one_cpu: Option<CpuUse>,
+    /// Phase 6's target gate rate: half of phase 5's.
+    pub half_rate: f64,
+    /// Phase 6: open loop against one replica.
+    pub paced: Tally,
+    /// Phase 7: closed loop against two replicas.
+    pub two: Tally,
+}
+
+/// Target of issue 19: one PostgreSQL replica at half of SQLite's gates/s
+/// or more, in the same run.
+const TARGET_POSTGRES_SHARE: f64 = 0.5;
+
+/// Target of issue 19: gate p99 at half load on one replica, in µs.
+const TARGET_POSTGRES_P99_US: u64 = 10_000;
+
+/// The PostgreSQL rows, after the table of phases 1-4.
+pub fn postgres_rows(summary: &Summary, replicas: &Replicas) {
+    let seconds = summary.duration.as_secs_f64();
+    let sqlite = summary.peak.gates() as f64 / seconds;
+    let one = replicas.one.gates() as f64 / seconds;
+    let two = replicas.two.gates() as f64 / seconds;
+    let share = if sqlite > 0.0 { one / sqlite } else { 0.0 };
+    let p99 = replicas.paced.latency.value_at_quantile(0.99);
+    let p99_met = !replicas.paced.latency.is_empty() && p99 <= TARGET_POSTGRES_P99_US;
+    println!(
+        "| PostgreSQL, one replica, closed loop | {one:.0} gates/s, {} | >= {:.0}% of SQLite's | {} ({:.0}%) |",
+        percentiles(&replicas.one),
+        100.0 * TARGET_POSTGRES_SHARE,
+        verdict(share >= TARGET_POSTGRES_SHARE),
+        100.0 * share
+    );
+    println!(
+        "| CPU, one PostgreSQL replica (wcp only) | {} | | |",
+        cpu_cell(replicas.one_cpu, &replicas.one)
+    );
+    println!(
+        "| PostgreSQL, one replica at half its peak, {:.0} gates/s asked | {} | p99 <= 10 ms | {} |",
+        replicas.half_rate,
+        percentiles(&replicas.paced),
+        verdict(p99_met)
+    );
+    println!(
+        "| PostgreSQL, two replicas, clients spread | {two:.0} gates/s, {} | | |",
+        percentiles(&replicas.two)
+    );
+    for (name, tally) in [
+        ("one replica", &replicas.one),
+        ("half peak", &replicas.paced),
+        ("two replicas", &replicas.two),
+    ] {
+        if tally.errors > 0 {
+            println!("PostgreSQL {name}: {} HTTP errors", tally.errors);
+        }
+    }
+}
