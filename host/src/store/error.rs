@@ -58,28 +58,31 @@ pub enum StoreError {
     },
     /// The database was written by a newer `wcp`; refusing beats corrupting it.
     #[error(
-        "database {path} has schema version {found}, newer than the {supported} this wcp \
+        "database {database} has schema version {found}, newer than the {supported} this wcp \
          understands; run a newer wcp or restore a backup"
     )]
     SchemaTooNew {
-        /// The database file.
-        path: PathBuf,
+        /// The database: SQLite's file, or PostgreSQL's
+        /// `postgres://user@host:port/db`.
+        database: String,
         /// Its `user_version`.
         found: i64,
         /// The newest version this binary knows.
         supported: i64,
     },
     /// A read-only open found a database no `wcp` has initialised.
-    #[error("database {path} has no wcp schema (version 0); start `wcp serve` on it first")]
+    #[error("database {database} has no wcp schema (version 0); start `wcp serve` on it first")]
     NoSchema {
-        /// The database file.
-        path: PathBuf,
+        /// The database: SQLite's file, or PostgreSQL's
+        /// `postgres://user@host:port/db`.
+        database: String,
     },
     /// A migration failed; the database stays at its previous version.
-    #[error("cannot migrate database {path}: {source}")]
+    #[error("cannot migrate database {database}: {source}")]
     Migrate {
-        /// The database file.
-        path: PathBuf,
+        /// The database: SQLite's file, or PostgreSQL's
+        /// `postgres://user@host:port/db`.
+        database: String,
         /// Why.
         source: DbError,
     },

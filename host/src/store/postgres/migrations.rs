@@ -8,8 +8,6 @@
 //! Adding a version: add its file and append it to [`MIGRATIONS`];
 //! [`SCHEMA_VERSION`] follows.
 
-use std::path::PathBuf;
-
 use tokio::runtime::Handle;
 
 use super::conn::PgConn;
@@ -50,7 +48,7 @@ pub(super) fn migrate(
 ) -> Result<(), StoreError> {
     let conn = PgConn::new(client, handle, super::conn::Mode::Write);
     let migrate_error = |source: StoreError| StoreError::Migrate {
-        path: PathBuf::from(target),
+        database: target.to_owned(),
         source: Box::new(source),
     };
     conn.query(
@@ -62,7 +60,7 @@ pub(super) fn migrate(
         let found = version(&conn)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
-                path: PathBuf::from(target),
+                database: target.to_owned(),
                 found,
                 supported: SCHEMA_VERSION,
             });
@@ -125,10 +123,10 @@ pub(super) fn check_readable(
     };
     match found {
         0 => Err(StoreError::NoSchema {
-            path: PathBuf::from(target),
+            database: target.to_owned(),
         }),
         found if found > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
-            path: PathBuf::from(target),
+            database: target.to_owned(),
             found,
             supported: SCHEMA_VERSION,
         }),

@@ -89,7 +89,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     let found = user_version(conn)?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             found,
             supported: SCHEMA_VERSION,
         });
@@ -97,7 +97,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     migrations()
         .to_latest(conn)
         .map_err(|source| StoreError::Migrate {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             source: Box::new(source),
         })
 }
@@ -107,10 +107,10 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
 pub(crate) fn check_readable(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     match user_version(conn)? {
         0 => Err(StoreError::NoSchema {
-            path: path.to_owned(),
+            database: path.display().to_string(),
         }),
         found if found > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             found,
             supported: SCHEMA_VERSION,
         }),
