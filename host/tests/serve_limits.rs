@@ -443,11 +443,14 @@ fn two_thousand_idle_and_slow_connections_do_not_keep_a_gate_waiting() {
 #[test]
 fn a_policy_that_floods_its_output_is_held_to_its_log_budget() {
     let data = tempfile::tempdir().unwrap();
+    // The longest deadline: writing 11 MiB takes longer than the default
+    // 100 ms on a loaded machine, and a policy stopped at its deadline
+    // logs nothing, so the budget under test would never be reached.
     install(
         &data.path().join("policies"),
         "global/flood",
         wasm::STDOUT_FLOOD,
-        "",
+        "timeout_ms = 10000\n",
     );
     let server = Server::start(data.path(), &[], None);
     let workflow = server.workflow();
