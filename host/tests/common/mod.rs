@@ -165,29 +165,14 @@ impl Answer {
 /// Whether this test binary runs on PostgreSQL. `tests/<name>_on_postgres.rs`
 /// are symbolic links to `tests/<name>.rs`: the same tests, built a second
 /// time under a name that puts their stores on PostgreSQL.
-pub const ON_POSTGRES: bool = on_postgres_name(env!("CARGO_CRATE_NAME").as_bytes());
-
-/// Whether `name` ends in `_on_postgres` (`ends_with` is not `const`).
-const fn on_postgres_name(name: &[u8]) -> bool {
-    let suffix = b"_on_postgres";
-    if name.len() < suffix.len() {
-        return false;
-    }
-    let start = name.len() - suffix.len();
-    let mut i = 0;
-    while i < suffix.len() {
-        if name[start + i] != suffix[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_on_postgres")
 }
 
 /// A test's store: SQLite in `data`, or, in the `*_on_postgres` test
 /// binaries, a new database of the binary's private PostgreSQL.
 pub fn open_store(data: &std::path::Path) -> (Store, Database) {
-    if ON_POSTGRES {
+    if on_postgres() {
         let url = postgres::database();
         (Store::open_postgres(&url).unwrap(), Database::Postgres(url))
     } else {
